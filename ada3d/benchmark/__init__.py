@@ -1,0 +1,1 @@
+"""Benchmarks behind ``tools/benchmark.py``: timing helpers and one module per benchmark."""

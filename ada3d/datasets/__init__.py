@@ -1,0 +1,5 @@
+"""Datasets and their file formats."""
+
+from ada3d.datasets.io import load_points
+
+__all__ = ["load_points"]

@@ -1,0 +1,5 @@
+"""Voxel feature encoders: points per voxel -> one feature vector per voxel."""
+
+from ada3d.models.voxel_encoders.mean_vfe import HardSimpleVFE
+
+__all__ = ["HardSimpleVFE"]

@@ -1,0 +1,48 @@
+"""The functional entry point of sparse convolution: argument checks, autocast, bias."""
+
+from __future__ import annotations
+
+import torch
+
+from sparse_ops.conv.gather_scatter import GatherGemmScatter
+from sparse_ops.kmap.kernel_map import KernelMap
+
+
+def sparse_conv(
+    features: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, kmap: KernelMap
+) -> torch.Tensor:
+    """Apply a sparse convolution along a kernel map.
+
+    Args:
+        features: ``[N_in, C_in]`` input features (fp16, bf16, fp32 or fp64).
+        weight: ``[C_out, *kernel_size, C_in]`` (spconv v2 layout), same dtype as ``features``.
+        bias: optional ``[C_out]``.
+        kmap: the kernel map, ``kmap.num_in == N_in``.
+
+    Returns:
+        ``[N_out, C_out]`` output features in the features' dtype (under autocast, its dtype).
+
+    Raises:
+        ValueError: if shapes disagree with each other or with the kernel map.
+        TypeError: if features and weight have different dtypes outside autocast.
+    """
+    kernel_size = kmap.geometry.kernel_size
+    expected = (weight.shape[0], *kernel_size, features.shape[-1])
+    if features.dim() != 2 or tuple(weight.shape) != expected:
+        raise ValueError(
+            f"sparse conv with kernel {kernel_size}: features {tuple(features.shape)} need a weight of shape "
+            f"[C_out, *kernel, C_in] = {list(expected)}, got {tuple(weight.shape)}"
+        )
+    if features.shape[0] != kmap.num_in:
+        raise ValueError(f"features have {features.shape[0]} rows but the kernel map was built for {kmap.num_in} sites")
+    device_type = features.device.type
+    if torch.is_autocast_enabled(device_type):
+        dtype = torch.get_autocast_dtype(device_type)
+        features, weight = features.to(dtype), weight.to(dtype)
+    elif features.dtype != weight.dtype:
+        raise TypeError(f"features are {features.dtype} but the weight is {weight.dtype}; cast one to the other")
+    with torch.autocast(device_type, enabled=False):
+        out = GatherGemmScatter.apply(features, weight, kmap)
+    if bias is not None:
+        out = out + bias.to(out.dtype)
+    return out

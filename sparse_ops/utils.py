@@ -1,0 +1,61 @@
+"""Small helpers shared by the sparse_ops modules."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+
+def to_tuple(value: int | Sequence[int], ndim: int, name: str) -> tuple[int, ...]:
+    """Expand an int to an ``ndim``-tuple, or check a sequence has ``ndim`` ints.
+
+    Raises:
+        ValueError: if ``value`` is a sequence of the wrong length or holds non-integers.
+    """
+    if isinstance(value, int):
+        return (value,) * ndim
+    result = tuple(value)
+    if len(result) != ndim or not all(isinstance(v, int) for v in result):
+        raise ValueError(f"{name} must be an int or {ndim} ints, got {value!r}")
+    return result
+
+
+def linear_strides(shape: Sequence[int]) -> list[int]:
+    """Row-major strides of ``shape`` (the last dimension varies fastest)."""
+    strides = [1] * len(shape)
+    for i in range(len(shape) - 2, -1, -1):
+        strides[i] = strides[i + 1] * shape[i + 1]
+    return strides
+
+
+def encode_coords(
+    indices: torch.Tensor, spatial_shape: Sequence[int], offset: Sequence[int] | None = None
+) -> torch.Tensor:
+    """Encode ``(b, *spatial)`` rows as one int64 key each, row-major over ``(batch, *spatial_shape)``.
+
+    Args:
+        indices: ``[N, 1 + D]`` integer tensor; ``spatial + offset`` must lie inside ``spatial_shape``.
+        spatial_shape: the ``D`` spatial extents of the (possibly padded) grid.
+        offset: added to the spatial coordinates first (the padding of a padded grid), default 0.
+
+    Returns:
+        ``[N]`` int64 keys; sorting them sorts the rows lexicographically by ``(b, z, y, x)``.
+    """
+    strides = linear_strides([1, *spatial_shape])  # the batch stride is prod(spatial_shape)
+    weights = torch.tensor(strides, dtype=torch.int64, device=indices.device)
+    keys = (indices.long() * weights).sum(dim=1)
+    if offset is not None:
+        keys += sum(o * s for o, s in zip(offset, strides[1:]))
+    return keys
+
+
+def decode_coords(keys: torch.Tensor, spatial_shape: Sequence[int]) -> torch.Tensor:
+    """Inverse of :func:`encode_coords`: ``[N]`` int64 keys to ``[N, 1 + D]`` int32 indices."""
+    columns = []
+    rest = keys
+    for extent in reversed(spatial_shape):
+        columns.append(rest % extent)
+        rest = torch.div(rest, extent, rounding_mode="floor")
+    columns.append(rest)
+    return torch.stack(columns[::-1], dim=1).int()
