@@ -123,12 +123,12 @@ def _build_submanifold_map(indices: torch.Tensor, spatial_shape: tuple[int, ...]
     device = indices.device
     num_sites = indices.shape[0]
     radius = [k // 2 * d for k, d in zip(geometry.kernel_size, geometry.dilation)]
-    keys = encode_coords(indices, [s + 2 * r for s, r in zip(spatial_shape, radius)], offset=radius)
-    sorted_keys, order = torch.sort(keys)
-    strides = linear_strides([s + 2 * r for s, r in zip(spatial_shape, radius)])
+    padded_shape = [s + 2 * r for s, r in zip(spatial_shape, radius)]
+    sorted_keys, order = torch.sort(encode_coords(indices, padded_shape, offset=radius))
+    strides = linear_strides(padded_shape)
     centre = torch.tensor([k // 2 for k in geometry.kernel_size], device=device)
     deltas = (geometry.kernel_offsets(device) - centre) * torch.tensor(geometry.dilation, device=device)
-    key_deltas = deltas @ torch.tensor(strides, device=device)  # [K]
+    key_deltas = (deltas * torch.tensor(strides, device=device)).sum(dim=1)  # [K]; no integer matmul on CUDA
     num_offsets = geometry.kernel_volume
     identity = int(sum(k // 2 * step for k, step in zip(geometry.kernel_size, linear_strides(geometry.kernel_size))))
     symmetric = all(k % 2 == 1 for k in geometry.kernel_size)
@@ -208,7 +208,7 @@ def _build_strided_map(indices: torch.Tensor, spatial_shape: tuple[int, ...], ge
     num_sites = indices.shape[0]
     out_shape = geometry.output_shape(spatial_shape)
     out_strides = linear_strides([1, *out_shape])
-    key = indices[:, 0].long() * out_strides[0]  # [N]
+    key = indices[:, 0].long().unsqueeze(0) * out_strides[0]  # [offsets so far, N]
     valid = torch.ones((1, num_sites), dtype=torch.bool, device=device)
     for d, (kernel, stride, padding, dilation, extent) in enumerate(
         zip(geometry.kernel_size, geometry.stride, geometry.padding, geometry.dilation, out_shape)
@@ -223,8 +223,7 @@ def _build_strided_map(indices: torch.Tensor, spatial_shape: tuple[int, ...], ge
         valid_d = (scaled == out_coord * stride) & (out_coord >= 0) & (out_coord < extent)  # [k_d, N]
         # offsets are row-major: the new dimension varies fastest
         valid = (valid.unsqueeze(1) & valid_d.unsqueeze(0)).reshape(valid.shape[0] * kernel, num_sites)
-        key = (key.unsqueeze(0) if key.dim() == 1 else key).unsqueeze(1) + (out_coord * out_strides[1 + d]).unsqueeze(0)
-        key = key.reshape(valid.shape[0], num_sites)
+        key = (key.unsqueeze(1) + (out_coord * out_strides[1 + d]).unsqueeze(0)).reshape(valid.shape[0], num_sites)
     counts = valid.sum(dim=1)
     hits = valid.flatten().nonzero().squeeze(1)  # grouped by offset
     unique_keys, out_rows = torch.unique(key.flatten()[hits], sorted=True, return_inverse=True)
