@@ -28,6 +28,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def _without_output(words: list[str]) -> list[str]:
+    """The command-line words minus ``--output FILE`` (where a table was written does not reproduce it)."""
+    kept, skip = [], False
+    for word in words:
+        if skip or word.startswith("--output="):
+            skip = False
+        elif word == "--output":
+            skip = True
+        else:
+            kept.append(word)
+    return kept
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     if args.threads is not None:  # before torch starts its thread pools
@@ -66,7 +79,7 @@ def main(argv: list[str] | None = None) -> None:
     print(title)
     print(table)
     if args.output:
-        command = "python tools/benchmark.py " + " ".join(argv if argv is not None else sys.argv[1:])
+        command = "python tools/benchmark.py " + " ".join(_without_output(argv if argv is not None else sys.argv[1:]))
         with open(args.output, "a") as f:
             f.write(f"\n{title}\n\n`{command}`\n\n{table}\n")
 
