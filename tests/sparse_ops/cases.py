@@ -7,6 +7,7 @@ from hypothesis import assume
 from hypothesis import strategies as st
 
 from sparse_ops import SparseTensor
+from sparse_ops.nn import SparseConvolution
 
 
 def random_sparse_tensor(spatial_shape, batch_size, channels, density, seed, dtype=torch.float64) -> SparseTensor:
@@ -48,4 +49,20 @@ def conv_cases(draw, subm: bool = False):
         density=draw(st.sampled_from([0.05, 0.2, 0.6, 1.0])),
         bias=draw(st.booleans()),
         seed=draw(st.integers(0, 2**16)),
+    )
+
+
+def case_conv(case: dict, subm: bool = False, indice_key: str | None = None) -> SparseConvolution:
+    """The float32 convolution a :func:`conv_cases` case describes (submanifold ones ignore stride and padding)."""
+    stride, padding = (1, 0) if subm else (case["stride"], case["padding"])
+    return SparseConvolution(
+        case["ndim"], case["in_channels"], case["out_channels"], case["kernel_size"], stride, padding,
+        case["dilation"], bias=case["bias"], subm=subm, indice_key=indice_key,
+    )  # fmt: skip
+
+
+def case_tensor(case: dict, dtype=torch.float64) -> SparseTensor:
+    """The random input a :func:`conv_cases` case describes."""
+    return random_sparse_tensor(
+        case["spatial_shape"], case["batch_size"], case["in_channels"], case["density"], case["seed"], dtype
     )

@@ -8,25 +8,14 @@ from hypothesis import given, settings
 
 from sparse_ops import SparseTensor
 from sparse_ops.nn import SparseConvolution, SparseInverseConv3d, SparseSequential, SubMConv3d
-from tests.sparse_ops.cases import conv_cases, random_sparse_tensor
+from tests.sparse_ops.cases import case_conv, case_tensor, conv_cases, random_sparse_tensor
 from tests.sparse_ops.reference import brute_force_output_sites, dense_conv, dense_inverse_conv
 
 SETTINGS = settings(max_examples=60, deadline=None)
 
 
 def _conv(case, subm=False):
-    conv = SparseConvolution(
-        case["ndim"],
-        case["in_channels"],
-        case["out_channels"],
-        case["kernel_size"],
-        case["stride"],
-        case["padding"],
-        case["dilation"],
-        bias=case["bias"],
-        subm=subm,
-        indice_key="k",
-    ).double()
+    conv = case_conv(case, subm, indice_key="k").double()
     with torch.no_grad():  # non-trivial bias so a dropped bias term shows
         if conv.bias is not None:
             conv.bias.normal_()
@@ -34,9 +23,7 @@ def _conv(case, subm=False):
 
 
 def _input(case):
-    x = random_sparse_tensor(
-        case["spatial_shape"], case["batch_size"], case["in_channels"], case["density"], case["seed"]
-    )
+    x = case_tensor(case)
     features = x.features.clone().requires_grad_(True)
     return x.replace_feature(features), features
 

@@ -10,8 +10,8 @@ import pytest
 import torch
 from hypothesis import given, settings
 
-from sparse_ops.nn import SparseConvolution, SparseMaxPool2d, SparseMaxPool3d
-from tests.sparse_ops.cases import conv_cases, random_sparse_tensor
+from sparse_ops.nn import SparseMaxPool2d, SparseMaxPool3d
+from tests.sparse_ops.cases import case_conv, case_tensor, conv_cases
 
 pytestmark = pytest.mark.gpu
 
@@ -31,22 +31,11 @@ def _run(module, x, device, dtype=torch.float64):
 @given(case=conv_cases())
 def test_conv_and_pool_on_cuda_match_cpu(case):
     torch.backends.cuda.matmul.allow_tf32 = False
-    x = random_sparse_tensor(
-        case["spatial_shape"], case["batch_size"], case["in_channels"], case["density"], case["seed"]
-    )
-    conv_args = (
-        case["ndim"],
-        case["in_channels"],
-        case["out_channels"],
-        case["kernel_size"],
-        case["stride"],
-        case["padding"],
-        case["dilation"],
-    )
+    x = case_tensor(case)
     pool_cls = SparseMaxPool3d if case["ndim"] == 3 else SparseMaxPool2d
     for make in (
-        lambda: SparseConvolution(*conv_args, bias=case["bias"]),
-        lambda: SparseConvolution(*conv_args[:4], dilation=case["dilation"], subm=True),
+        lambda: case_conv(case),
+        lambda: case_conv(case, subm=True),
         lambda: pool_cls(case["kernel_size"], case["stride"], case["padding"], case["dilation"]),
     ):
         torch.manual_seed(case["seed"])

@@ -6,7 +6,7 @@ import torch
 from hypothesis import given, settings
 
 from sparse_ops.nn import SparseMaxPool2d, SparseMaxPool3d
-from tests.sparse_ops.cases import conv_cases, random_sparse_tensor
+from tests.sparse_ops.cases import case_tensor, conv_cases, random_sparse_tensor
 from tests.sparse_ops.reference import brute_force_output_sites, dense_max_pool
 
 
@@ -15,9 +15,7 @@ from tests.sparse_ops.reference import brute_force_output_sites, dense_max_pool
 def test_max_pool_matches_dense(case):
     pool_cls = SparseMaxPool3d if case["ndim"] == 3 else SparseMaxPool2d
     pool = pool_cls(case["kernel_size"], case["stride"], case["padding"], case["dilation"])
-    x = random_sparse_tensor(
-        case["spatial_shape"], case["batch_size"], case["in_channels"], case["density"], case["seed"]
-    )
+    x = case_tensor(case)
     features = x.features.clone().requires_grad_(True)
     y = pool(x.replace_feature(features))
     grad_out = torch.randn_like(y.features)
