@@ -28,14 +28,8 @@ class KernelMapCache:
     def __contains__(self, key: str) -> bool:
         return key in self._maps
 
-    def __len__(self) -> int:
-        return len(self._maps)
-
     def keys(self) -> list[str]:
         return list(self._maps)
-
-    def __getitem__(self, key: str) -> KernelMap:
-        return self._maps[key]
 
     def lookup(
         self, key: str, geometry: ConvGeometry, indices: torch.Tensor, spatial_shape: tuple[int, ...]
