@@ -23,6 +23,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     sparse.add_argument("--threads", type=int, default=None, help="CPU threads (sets OMP_NUM_THREADS too)")
     sparse.add_argument("--warmup", type=int, default=2)
     sparse.add_argument("--repeats", type=int, default=5)
+    sparse.add_argument(
+        "--dataflow",
+        default="default",
+        help="force one dataflow on every conv: gather_scatter, implicit_gemm or implicit_gemm_sorted "
+        "(default: each layer's default)",
+    )
     sparse.add_argument("--compare-spconv", action="store_true", help="also time spconv v2 with the same weights")
     sparse.add_argument("--output", help="append the table (with device and command) to this markdown file")
     return parser.parse_args(argv)
@@ -48,6 +54,7 @@ def main(argv: list[str] | None = None) -> None:
     import torch
 
     from ada3d.benchmark.sparse_encoder import DTYPES, format_table, kitti_frames, run_benchmark
+    from sparse_ops.conv import ConvConfig
 
     if args.threads is not None:
         torch.set_num_threads(args.threads)
@@ -66,13 +73,15 @@ def main(argv: list[str] | None = None) -> None:
         args.warmup,
         args.repeats,
         args.compare_spconv,
+        None if args.dataflow == "default" else ConvConfig(args.dataflow),
     )
     if device.type == "cuda":
         device_name = torch.cuda.get_device_name(device)
     else:
         device_name = f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} thread(s)"
     title = (
-        f"SECOND SparseEncoder, {args.dtype}, batch {args.batch_size}, {device_name}, torch {torch.__version__}, "
+        f"SECOND SparseEncoder, {args.dtype}, batch {args.batch_size}, dataflow {args.dataflow}, {device_name}, "
+        f"torch {torch.__version__}, "
         f"median of {args.repeats} after {args.warmup} warm-up runs"
     )
     table = format_table(results)

@@ -19,6 +19,8 @@ from ada3d.datasets.io import load_points
 from ada3d.models.middle_encoders import SparseEncoder
 from ada3d.models.voxel_encoders import HardSimpleVFE
 from ada3d.ops.voxelize import grid_shape, hard_voxelize
+from sparse_ops.conv import ConvConfig
+from sparse_ops.nn import SparseConvolution
 
 VOXEL_SIZE = (0.05, 0.05, 0.1)
 POINT_CLOUD_RANGE = (0.0, -40.0, -3.0, 70.4, 40.0, 1.0)
@@ -130,9 +132,16 @@ def run_benchmark(
     warmup: int = 2,
     repeats: int = 5,
     compare_spconv: bool = False,
+    config: ConvConfig | None = None,
 ) -> list[FrameResult]:
-    """Time inference and training of our encoder (and spconv's twin) on each batch of frames."""
+    """Time inference and training of our encoder (and spconv's twin) on each batch of frames.
+
+    ``config`` forces one dataflow on every conv layer (default: each layer's default).
+    """
     encoder = build_encoder(device, dtype)
+    for module in encoder.modules():
+        if isinstance(module, SparseConvolution):
+            module.config = config
     engines = {"ours": encoder}
     if compare_spconv:
         from ada3d.benchmark.spconv_twin import import_spconv, to_spconv

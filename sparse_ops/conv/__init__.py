@@ -1,5 +1,6 @@
 """Sparse convolution dataflows behind one functional entry point."""
 
-from sparse_ops.conv.functional import sparse_conv
+from sparse_ops.conv.config import ConvConfig
+from sparse_ops.conv.functional import default_config, sparse_conv
 
-__all__ = ["sparse_conv"]
+__all__ = ["ConvConfig", "default_config", "sparse_conv"]

@@ -2,14 +2,39 @@
 
 from __future__ import annotations
 
+import functools
+
 import torch
 
+from sparse_ops.conv.config import GATHER_SCATTER, IMPLICIT_GEMM_DEFAULT, ConvConfig
 from sparse_ops.conv.gather_scatter import GatherGemmScatter
 from sparse_ops.kmap.kernel_map import KernelMap
 
 
+@functools.cache
+def triton_available() -> bool:
+    """Whether Triton can be imported (it is an optional, GPU-side dependency)."""
+    try:
+        import triton  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def default_config(features: torch.Tensor) -> ConvConfig:
+    """The dataflow an untuned layer uses: sorted implicit GEMM on CUDA (fp16 / bf16 / fp32, Triton
+    installed), gather-GEMM-scatter otherwise (CPU, fp64)."""
+    if features.is_cuda and features.dtype != torch.float64 and triton_available():
+        return IMPLICIT_GEMM_DEFAULT
+    return GATHER_SCATTER
+
+
 def sparse_conv(
-    features: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, kmap: KernelMap
+    features: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None,
+    kmap: KernelMap,
+    config: ConvConfig | None = None,
 ) -> torch.Tensor:
     """Apply a sparse convolution along a kernel map.
 
@@ -18,6 +43,7 @@ def sparse_conv(
         weight: ``[C_out, *kernel_size, C_in]`` (spconv v2 layout), same dtype as ``features``.
         bias: optional ``[C_out]``.
         kmap: the kernel map, ``kmap.num_in == N_in``.
+        config: dataflow and tiles; default :func:`default_config` (the autotuner picks per layer).
 
     Returns:
         ``[N_out, C_out]`` output features in the features' dtype (under autocast, its dtype).
@@ -41,8 +67,14 @@ def sparse_conv(
         features, weight = features.to(dtype), weight.to(dtype)
     elif features.dtype != weight.dtype:
         raise TypeError(f"features are {features.dtype} but the weight is {weight.dtype}; cast one to the other")
+    config = default_config(features) if config is None else config
     with torch.autocast(device_type, enabled=False):
-        out = GatherGemmScatter.apply(features, weight, kmap)
+        if config.dataflow == "gather_scatter":
+            out = GatherGemmScatter.apply(features, weight, kmap)
+        else:
+            from sparse_ops.conv.implicit_gemm import ImplicitGemm  # needs Triton
+
+            out = ImplicitGemm.apply(features, weight, kmap, config)
     if bias is not None:
         out = out + bias.to(out.dtype)
     return out

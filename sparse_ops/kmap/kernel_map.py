@@ -7,7 +7,7 @@ Python loop visits individual sites (the only loops run over chunks of kernel of
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -33,6 +33,8 @@ class KernelMap:
         identity_offset: the offset whose pairs are exactly ``(r, r)`` for every row ``r`` (the
             centre of a submanifold map), which a dataflow may apply without gather / scatter.
         transposed: True for the map of an inverse convolution (inputs and outputs swapped).
+        derived: cache of layouts derived from the pairs (e.g. implicit-GEMM neighbour tables), so
+            layers sharing the map build them once.
     """
 
     geometry: ConvGeometry
@@ -45,6 +47,7 @@ class KernelMap:
     offset_counts: tuple[int, ...]
     identity_offset: int | None = None
     transposed: bool = False
+    derived: dict = field(default_factory=dict, repr=False)  # layouts other dataflows build from the pairs
 
     @property
     def num_pairs(self) -> int:

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from sparse_ops.conv.config import ConvConfig
 from sparse_ops.conv.functional import sparse_conv
 from sparse_ops.kmap.geometry import ConvGeometry
 from sparse_ops.kmap.kernel_map import KernelMap
@@ -59,6 +60,7 @@ class SparseConvolution(SparseModule):
         self.inverse = inverse
         self.indice_key = indice_key
         self.geometry = ConvGeometry.create(ndim, kernel_size, stride, padding, dilation, subm=subm)
+        self.config: ConvConfig | None = None  # dataflow + tiles; None = default_config (set by the autotuner)
         self.weight = nn.Parameter(torch.empty(out_channels, *self.geometry.kernel_size, in_channels))
         self.bias = nn.Parameter(torch.empty(out_channels)) if bias else None
         self.reset_parameters()
@@ -90,7 +92,7 @@ class SparseConvolution(SparseModule):
                 f"{x.num_channels} channels"
             )
         kmap = self.kernel_map(x)
-        features = sparse_conv(x.features, self.weight, self.bias, kmap)
+        features = sparse_conv(x.features, self.weight, self.bias, kmap, self.config)
         return x.derive(features, kmap.out_indices, kmap.out_spatial_shape)
 
     def extra_repr(self) -> str:
@@ -105,6 +107,8 @@ class SparseConvolution(SparseModule):
             parts.append("bias=False")
         if self.indice_key is not None:
             parts.append(f"indice_key={self.indice_key!r}")
+        if self.config is not None:
+            parts.append(f"config={self.config}")
         return ", ".join(parts)
 
 

@@ -1,0 +1,120 @@
+"""Triton kernels of the implicit-GEMM dataflow (import only where Triton is installed).
+
+``implicit_gemm_kernel`` computes ``out[r] = sum_k x[nbr[r, k]] @ W[k]`` for tiles of target rows;
+it serves the forward pass (output-major map) and the input gradient (input-major map with the
+transposed weights). ``weight_grad_kernel`` computes ``dW[k] = sum_r x[nbr[r, k]]^T g[r]``.
+Both accumulate in fp32; fp32 inputs use IEEE or TF32 dots as asked.
+"""
+
+import triton
+import triton.language as tl
+
+
+@triton.jit
+def implicit_gemm_kernel(
+    x_ptr,
+    w_ptr,
+    nbr_ptr,
+    out_ptr,
+    order_ptr,
+    tile_mask_ptr,
+    num_rows,
+    IN_CHANNELS: tl.constexpr,
+    OUT_CHANNELS: tl.constexpr,
+    NUM_OFFSETS: tl.constexpr,
+    SORTED: tl.constexpr,
+    INPUT_PRECISION: tl.constexpr,
+    BLOCK_M: tl.constexpr,
+    BLOCK_N: tl.constexpr,
+    BLOCK_K: tl.constexpr,
+):
+    """x ``[N_src, C_in]``, w ``[K, C_in, C_out]``, nbr ``[N_rows, K]`` int32, out ``[N_rows, C_out]``."""
+    pid_m = tl.program_id(0)
+    pid_n = tl.program_id(1)
+    slots = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
+    in_range = slots < num_rows
+    if SORTED:
+        rows = tl.load(order_ptr + slots, mask=in_range, other=0)
+        tile_mask = tl.load(tile_mask_ptr + pid_m)
+    else:
+        rows = slots
+    rows = rows.to(tl.int64)
+    cols = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
+    col_ok = cols < OUT_CHANNELS
+    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+    for k in range(NUM_OFFSETS):
+        needed = True
+        if SORTED:
+            needed = ((tile_mask >> k) & 1) != 0
+        if needed:
+            src = tl.load(nbr_ptr + rows * NUM_OFFSETS + k, mask=in_range, other=-1).to(tl.int64)
+            has_src = src >= 0
+            for c0 in range(0, IN_CHANNELS, BLOCK_K):
+                chans = c0 + tl.arange(0, BLOCK_K)
+                chan_ok = chans < IN_CHANNELS
+                a = tl.load(
+                    x_ptr + src[:, None] * IN_CHANNELS + chans[None, :],
+                    mask=has_src[:, None] & chan_ok[None, :],
+                    other=0.0,
+                )
+                b = tl.load(
+                    w_ptr + (k * IN_CHANNELS + chans[:, None]) * OUT_CHANNELS + cols[None, :],
+                    mask=chan_ok[:, None] & col_ok[None, :],
+                    other=0.0,
+                )
+                acc += tl.dot(a, b, input_precision=INPUT_PRECISION)
+    tl.store(
+        out_ptr + rows[:, None] * OUT_CHANNELS + cols[None, :],
+        acc.to(out_ptr.dtype.element_ty),
+        mask=in_range[:, None] & col_ok[None, :],
+    )
+
+
+@triton.jit
+def weight_grad_kernel(
+    x_ptr,
+    g_ptr,
+    nbr_ptr,
+    dw_ptr,
+    num_rows,
+    IN_CHANNELS: tl.constexpr,
+    OUT_CHANNELS: tl.constexpr,
+    NUM_OFFSETS: tl.constexpr,
+    INPUT_PRECISION: tl.constexpr,
+    ROW_BLOCKS: tl.constexpr,
+    BLOCK_M: tl.constexpr,
+    BLOCK_N: tl.constexpr,
+    BLOCK_K: tl.constexpr,
+):
+    """x ``[N_src, C_in]``, g ``[N_rows, C_out]``, nbr ``[N_rows, K]``; atomically adds into fp32
+    dw ``[K, C_in, C_out]``. Grid: (K, C_in tiles x C_out tiles, row chunks of ROW_BLOCKS x BLOCK_M)."""
+    k = tl.program_id(0)
+    tiles_n = tl.cdiv(OUT_CHANNELS, BLOCK_N)
+    pid_c = tl.program_id(1) // tiles_n
+    pid_n = tl.program_id(1) % tiles_n
+    chunk = tl.program_id(2)
+    chans = pid_c * BLOCK_K + tl.arange(0, BLOCK_K)
+    cols = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
+    chan_ok = chans < IN_CHANNELS
+    col_ok = cols < OUT_CHANNELS
+    acc = tl.zeros((BLOCK_K, BLOCK_N), dtype=tl.float32)
+    for block in range(ROW_BLOCKS):
+        rows = ((chunk * ROW_BLOCKS + block) * BLOCK_M + tl.arange(0, BLOCK_M)).to(tl.int64)
+        row_ok = rows < num_rows
+        src = tl.load(nbr_ptr + rows * NUM_OFFSETS + k, mask=row_ok, other=-1).to(tl.int64)
+        a = tl.load(
+            x_ptr + src[:, None] * IN_CHANNELS + chans[None, :],
+            mask=(src >= 0)[:, None] & chan_ok[None, :],
+            other=0.0,
+        )
+        g = tl.load(
+            g_ptr + rows[:, None] * OUT_CHANNELS + cols[None, :],
+            mask=row_ok[:, None] & col_ok[None, :],
+            other=0.0,
+        )
+        acc += tl.dot(tl.trans(a), g, input_precision=INPUT_PRECISION)
+    tl.atomic_add(
+        dw_ptr + (k * IN_CHANNELS + chans[:, None]) * OUT_CHANNELS + cols[None, :],
+        acc,
+        mask=chan_ok[:, None] & col_ok[None, :],
+    )

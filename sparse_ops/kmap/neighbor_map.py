@@ -1,0 +1,86 @@
+"""Implicit-GEMM layouts of a kernel map: the dense ``[rows, K]`` neighbour table and its tiling.
+
+Implicit GEMM walks output rows: row ``o`` multiplies ``features[nbr[o, k]] @ W_k`` for every
+offset ``k`` with ``nbr[o, k] >= 0``. Sorting rows by their offset bitmask groups rows with the same
+neighbourhood into a tile, so a tile can skip the offsets none of its rows uses (TorchSparse++'s
+sorted dataflow with mask splitting).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+from sparse_ops.kmap.kernel_map import KernelMap
+
+# Offsets that fit in one int64 bitmask; larger kernels run without tile masks.
+MAX_MASKED_OFFSETS = 63
+
+
+@dataclass(frozen=True, eq=False)
+class NeighborMap:
+    """``nbr[r, k]``: the source row feeding target row ``r`` through offset ``k``, or -1.
+
+    Attributes:
+        nbr: ``[N_rows, K]`` int32.
+        bitmask: ``[N_rows]`` int64, bit ``k`` set where ``nbr[:, k] >= 0`` (None if K > 63).
+    """
+
+    nbr: torch.Tensor
+    bitmask: torch.Tensor | None
+    tiles: dict = field(default_factory=dict, repr=False)  # block_m -> sorted_tiles(block_m)
+
+    @property
+    def num_rows(self) -> int:
+        return int(self.nbr.shape[0])
+
+    def sorted_tiles(self, block_m: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Rows sorted by bitmask and the OR of the bitmasks of every ``block_m`` consecutive sorted rows.
+
+        Returns:
+            ``[N_rows]`` int32 row order and ``[ceil(N_rows / block_m)]`` int64 tile masks.
+        """
+        if self.bitmask is None:
+            raise ValueError(f"tile masks need at most {MAX_MASKED_OFFSETS} kernel offsets, got {self.nbr.shape[1]}")
+        if block_m not in self.tiles:
+            order = torch.argsort(self.bitmask, descending=True, stable=True)
+            num_tiles = -(-self.num_rows // block_m)
+            present = torch.zeros((num_tiles * block_m, self.nbr.shape[1]), dtype=torch.bool, device=self.nbr.device)
+            present[: self.num_rows] = self.nbr[order] >= 0
+            used = present.view(num_tiles, block_m, -1).any(dim=1)  # [tiles, K]
+            self.tiles[block_m] = (order.int(), _pack_bits(used))
+        return self.tiles[block_m]
+
+
+def _pack_bits(flags: torch.Tensor) -> torch.Tensor:
+    """``[N, K]`` bools -> ``[N]`` int64 with bit ``k`` set where ``flags[:, k]``."""
+    weights = torch.ones(flags.shape[1], dtype=torch.int64, device=flags.device) << torch.arange(
+        flags.shape[1], device=flags.device
+    )
+    return (flags.long() * weights).sum(dim=1)
+
+
+def neighbor_maps(kmap: KernelMap) -> tuple[NeighborMap, NeighborMap]:
+    """The output-major map (forward) and the input-major map (input gradient) of ``kmap``, cached on it."""
+    cached = kmap.derived.get("neighbor_maps")
+    if cached is None:
+        offsets = torch.repeat_interleave(
+            torch.arange(len(kmap.offset_counts), device=kmap.in_rows.device),
+            torch.tensor(kmap.offset_counts, device=kmap.in_rows.device),
+        )
+        cached = (
+            _neighbor_map(kmap.num_out, kmap.out_rows, offsets, kmap.in_rows, len(kmap.offset_counts)),
+            _neighbor_map(kmap.num_in, kmap.in_rows, offsets, kmap.out_rows, len(kmap.offset_counts)),
+        )
+        kmap.derived["neighbor_maps"] = cached
+    return cached
+
+
+def _neighbor_map(
+    num_rows: int, rows: torch.Tensor, offsets: torch.Tensor, sources: torch.Tensor, num_offsets: int
+) -> NeighborMap:
+    nbr = torch.full((num_rows, num_offsets), -1, dtype=torch.int32, device=rows.device)
+    nbr[rows, offsets] = sources.int()
+    bitmask = _pack_bits(nbr >= 0) if num_offsets <= MAX_MASKED_OFFSETS else None
+    return NeighborMap(nbr, bitmask)
