@@ -30,6 +30,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "(default: each layer's default)",
     )
     sparse.add_argument("--compare-spconv", action="store_true", help="also time spconv v2 with the same weights")
+    sparse.add_argument("--profile", action="store_true", help="also print a torch-profiler table of one inference")
     sparse.add_argument("--output", help="append the table (with device and command) to this markdown file")
     return parser.parse_args(argv)
 
@@ -53,7 +54,7 @@ def main(argv: list[str] | None = None) -> None:
         os.environ["OMP_NUM_THREADS"] = str(args.threads)
     import torch
 
-    from ada3d.benchmark.sparse_encoder import DTYPES, format_table, kitti_frames, run_benchmark
+    from ada3d.benchmark.sparse_encoder import DTYPES, format_table, kitti_frames, profile_inference, run_benchmark
     from sparse_ops.conv import ConvConfig
 
     if args.threads is not None:
@@ -65,15 +66,10 @@ def main(argv: list[str] | None = None) -> None:
             "use --threads 1 for a valid comparison",
             file=sys.stderr,
         )
+    frames = kitti_frames(args.data_root, args.frames)
+    config = None if args.dataflow == "default" else ConvConfig(args.dataflow)
     results = run_benchmark(
-        kitti_frames(args.data_root, args.frames),
-        device,
-        DTYPES[args.dtype],
-        args.batch_size,
-        args.warmup,
-        args.repeats,
-        args.compare_spconv,
-        None if args.dataflow == "default" else ConvConfig(args.dataflow),
+        frames, device, DTYPES[args.dtype], args.batch_size, args.warmup, args.repeats, args.compare_spconv, config
     )
     if device.type == "cuda":
         device_name = torch.cuda.get_device_name(device)
@@ -87,6 +83,9 @@ def main(argv: list[str] | None = None) -> None:
     table = format_table(results)
     print(title)
     print(table)
+    if args.profile:
+        print(f"\nProfile of one inference on {frames[0].stem}:")
+        print(profile_inference(frames[0], device, DTYPES[args.dtype], config))
     if args.output:
         command = "python tools/benchmark.py " + " ".join(_without_output(argv if argv is not None else sys.argv[1:]))
         with open(args.output, "a") as f:

@@ -89,6 +89,12 @@ def build_inputs(paths: list[Path], device: torch.device, batch_size: int) -> li
     return inputs
 
 
+def _set_config(encoder: torch.nn.Module, config: ConvConfig | None) -> None:
+    for module in encoder.modules():
+        if isinstance(module, SparseConvolution):
+            module.config = config
+
+
 def build_encoder(device: torch.device, dtype: torch.dtype, seed: int = 0) -> SparseEncoder:
     """The mmdet3d default SECOND encoder with seeded random weights and non-trivial BN statistics."""
     torch.manual_seed(seed)
@@ -139,9 +145,7 @@ def run_benchmark(
     ``config`` forces one dataflow on every conv layer (default: each layer's default).
     """
     encoder = build_encoder(device, dtype)
-    for module in encoder.modules():
-        if isinstance(module, SparseConvolution):
-            module.config = config
+    _set_config(encoder, config)
     engines = {"ours": encoder}
     if compare_spconv:
         from ada3d.benchmark.spconv_twin import import_spconv, to_spconv
@@ -163,6 +167,27 @@ def run_benchmark(
             result.max_relative_difference = float((outputs[0] - outputs[1]).abs().max() / scale)
         results.append(result)
     return results
+
+
+def profile_inference(
+    path: Path, device: torch.device, dtype: torch.dtype, config: ConvConfig | None = None, rows: int = 20
+) -> str:
+    """A torch-profiler table of one (warmed-up) inference of our encoder on one frame, by device time."""
+    from torch.profiler import ProfilerActivity, profile
+
+    encoder = build_encoder(device, dtype)
+    _set_config(encoder, config)
+    batch = build_inputs([path], device, 1)[0]
+    run = _inference(encoder, batch, dtype)
+    for _ in range(3):
+        run()
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    with profile(activities=activities) as prof:
+        run()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+    sort_by = "self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"
+    return prof.key_averages().table(sort_by=sort_by, row_limit=rows)
 
 
 def _ms(result: FrameResult, engine: str, kind: str) -> float:
