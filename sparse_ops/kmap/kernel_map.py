@@ -19,21 +19,56 @@ _CANDIDATES_PER_CHUNK = 1 << 22
 
 
 @dataclass(frozen=True, eq=False)
+class Pairs:
+    """(input row, output row) pairs grouped by kernel offset: the gather-GEMM-scatter layout.
+
+    Attributes:
+        in_rows / out_rows: ``[P]`` int64; the pairs of offset ``k`` occupy
+            ``[sum(offset_counts[:k]), sum(offset_counts[:k+1]))``.
+        offset_counts: ``K`` Python ints, the number of pairs per offset.
+    """
+
+    in_rows: torch.Tensor
+    out_rows: torch.Tensor
+    offset_counts: tuple[int, ...]
+
+    def swapped(self) -> Pairs:
+        return Pairs(self.out_rows, self.in_rows, self.offset_counts)
+
+
+@dataclass(frozen=True, eq=False)
+class NeighborTables:
+    """The implicit-GEMM layout: ``forward[o, k]`` is the input row feeding output ``o`` through offset
+    ``k`` and ``backward[i, k]`` the output row input ``i`` feeds, -1 where there is none.
+
+    Attributes:
+        forward: ``[N_out, K]`` int32.
+        backward: ``[N_in, K]`` int32.
+    """
+
+    forward: torch.Tensor
+    backward: torch.Tensor
+
+    def swapped(self) -> NeighborTables:
+        return NeighborTables(self.backward, self.forward)
+
+
+@dataclass(frozen=True, eq=False)
 class KernelMap:
-    """The (input row, output row) pairs of one convolution, grouped by kernel offset.
+    """Which input site feeds which output site through which kernel offset, for one convolution.
+
+    A map is built in one layout (pairs on CPU, neighbour tables on GPU) and derives the other on
+    first use, caching it, so every dataflow can run on any map.
 
     Attributes:
         geometry: the convolution geometry the map was built for.
         in_indices: ``[N_in, 1 + D]`` int32 input coordinates ``(b, *spatial)``.
         out_indices: ``[N_out, 1 + D]`` int32 output coordinates.
         in_spatial_shape / out_spatial_shape: spatial extents of the input and output grids.
-        in_rows / out_rows: ``[P]`` int64 row numbers into the input and output features; the
-            pairs of kernel offset ``k`` occupy ``[sum(offset_counts[:k]), sum(offset_counts[:k+1]))``.
-        offset_counts: ``K`` Python ints, the number of pairs per kernel offset.
         identity_offset: the offset whose pairs are exactly ``(r, r)`` for every row ``r`` (the
             centre of a submanifold map), which a dataflow may apply without gather / scatter.
         transposed: True for the map of an inverse convolution (inputs and outputs swapped).
-        derived: cache of layouts derived from the pairs (e.g. implicit-GEMM neighbour tables), so
+        derived: cache of layouts derived from the built one (and of dataflow-specific tilings), so
             layers sharing the map build them once.
     """
 
@@ -42,12 +77,43 @@ class KernelMap:
     out_indices: torch.Tensor
     in_spatial_shape: tuple[int, ...]
     out_spatial_shape: tuple[int, ...]
-    in_rows: torch.Tensor
-    out_rows: torch.Tensor
-    offset_counts: tuple[int, ...]
+    built_pairs: Pairs | None = None
+    built_tables: NeighborTables | None = None
     identity_offset: int | None = None
     transposed: bool = False
-    derived: dict = field(default_factory=dict, repr=False)  # layouts other dataflows build from the pairs
+    derived: dict = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.built_pairs is None and self.built_tables is None:
+            raise ValueError("a KernelMap needs its pairs or its neighbour tables")
+
+    @property
+    def pairs(self) -> Pairs:
+        if self.built_pairs is not None:
+            return self.built_pairs
+        if "pairs" not in self.derived:
+            self.derived["pairs"] = _pairs_from_table(self.built_tables.forward)
+        return self.derived["pairs"]
+
+    @property
+    def tables(self) -> NeighborTables:
+        if self.built_tables is not None:
+            return self.built_tables
+        if "tables" not in self.derived:
+            self.derived["tables"] = _tables_from_pairs(self.built_pairs, self.num_in, self.num_out)
+        return self.derived["tables"]
+
+    @property
+    def in_rows(self) -> torch.Tensor:
+        return self.pairs.in_rows
+
+    @property
+    def out_rows(self) -> torch.Tensor:
+        return self.pairs.out_rows
+
+    @property
+    def offset_counts(self) -> tuple[int, ...]:
+        return self.pairs.offset_counts
 
     @property
     def num_pairs(self) -> int:
@@ -78,21 +144,47 @@ class KernelMap:
             out_indices=self.in_indices,
             in_spatial_shape=self.out_spatial_shape,
             out_spatial_shape=self.in_spatial_shape,
-            in_rows=self.out_rows,
-            out_rows=self.in_rows,
-            offset_counts=self.offset_counts,
+            built_pairs=None if self.built_pairs is None else self.built_pairs.swapped(),
+            built_tables=None if self.built_tables is None else self.built_tables.swapped(),
             identity_offset=self.identity_offset,
             transposed=not self.transposed,
         )
 
 
-def build_kernel_map(indices: torch.Tensor, spatial_shape: Sequence[int], geometry: ConvGeometry) -> KernelMap:
+def _pairs_from_table(forward: torch.Tensor) -> Pairs:
+    """Pairs grouped by offset from the ``[N_out, K]`` table (one device sync for the counts)."""
+    present = forward.t() >= 0  # [K, N_out]
+    hits = present.flatten().nonzero().squeeze(1)
+    num_out = forward.shape[0]
+    out_rows = hits % num_out if num_out else hits
+    in_rows = forward.t().flatten()[hits].long()
+    return Pairs(in_rows, out_rows, tuple(present.sum(dim=1).tolist()))
+
+
+def _tables_from_pairs(pairs: Pairs, num_in: int, num_out: int) -> NeighborTables:
+    num_offsets = len(pairs.offset_counts)
+    device = pairs.in_rows.device
+    offsets = torch.repeat_interleave(
+        torch.arange(num_offsets, device=device), torch.tensor(pairs.offset_counts, device=device)
+    )
+    forward = torch.full((num_out, num_offsets), -1, dtype=torch.int32, device=device)
+    forward[pairs.out_rows, offsets] = pairs.in_rows.int()
+    backward = torch.full((num_in, num_offsets), -1, dtype=torch.int32, device=device)
+    backward[pairs.in_rows, offsets] = pairs.out_rows.int()
+    return NeighborTables(forward, backward)
+
+
+def build_kernel_map(
+    indices: torch.Tensor, spatial_shape: Sequence[int], geometry: ConvGeometry, layout: str | None = None
+) -> KernelMap:
     """Build the kernel map of ``geometry`` for the active sites ``indices``.
 
     Args:
         indices: ``[N, 1 + D]`` int32 coordinates ``(b, *spatial)``, unique, inside ``spatial_shape``.
         spatial_shape: the ``D`` spatial extents of the input grid.
         geometry: kernel size, stride, padding, dilation and whether the conv is submanifold.
+        layout: build ``"pairs"`` (few, cheap CPU ops) or ``"tables"`` (no per-offset work or
+            device syncs, for GPUs) first; default by device. The other layout is derived on demand.
 
     Returns:
         A :class:`KernelMap`. Submanifold maps keep ``indices`` as outputs. Strided maps create an
@@ -105,9 +197,14 @@ def build_kernel_map(indices: torch.Tensor, spatial_shape: Sequence[int], geomet
             f"a {geometry.ndim}D convolution needs {geometry.ndim}D sites: got indices of shape "
             f"{tuple(indices.shape)} and spatial shape {spatial_shape}"
         )
+    layout = ("tables" if indices.is_cuda else "pairs") if layout is None else layout
+    if layout not in ("pairs", "tables"):
+        raise ValueError(f"layout must be 'pairs' or 'tables', got {layout!r}")
     if geometry.subm:
-        return _build_submanifold_map(indices, spatial_shape, geometry)
-    return _build_strided_map(indices, spatial_shape, geometry)
+        build = _build_submanifold_tables if layout == "tables" else _build_submanifold_map
+    else:
+        build = _build_strided_tables if layout == "tables" else _build_strided_map
+    return build(indices, spatial_shape, geometry)
 
 
 def _offset_chunks(num_offsets: int, num_sites: int) -> list[tuple[int, int]]:
@@ -125,15 +222,9 @@ def _build_submanifold_map(indices: torch.Tensor, spatial_shape: tuple[int, ...]
     """
     device = indices.device
     num_sites = indices.shape[0]
-    radius = [k // 2 * d for k, d in zip(geometry.kernel_size, geometry.dilation)]
-    padded_shape = [s + 2 * r for s, r in zip(spatial_shape, radius)]
-    sorted_keys, order = torch.sort(encode_coords(indices, padded_shape, offset=radius))
-    strides = linear_strides(padded_shape)
-    centre = torch.tensor([k // 2 for k in geometry.kernel_size], device=device)
-    deltas = (geometry.kernel_offsets(device) - centre) * torch.tensor(geometry.dilation, device=device)
-    key_deltas = (deltas * torch.tensor(strides, device=device)).sum(dim=1)  # [K]; no integer matmul on CUDA
+    sorted_keys, order, key_deltas = _sorted_site_keys(indices, spatial_shape, geometry)
     num_offsets = geometry.kernel_volume
-    identity = int(sum(k // 2 * step for k, step in zip(geometry.kernel_size, linear_strides(geometry.kernel_size))))
+    identity = _identity_offset(geometry)
     symmetric = all(k % 2 == 1 for k in geometry.kernel_size)
     searched = list(range(identity)) if symmetric else [k for k in range(num_offsets) if k != identity]
 
@@ -162,10 +253,65 @@ def _build_submanifold_map(indices: torch.Tensor, spatial_shape: tuple[int, ...]
         out_indices=indices,
         in_spatial_shape=spatial_shape,
         out_spatial_shape=spatial_shape,
-        in_rows=torch.cat(in_rows),
-        out_rows=torch.cat(out_rows),
-        offset_counts=tuple(offset_counts),
+        built_pairs=Pairs(torch.cat(in_rows), torch.cat(out_rows), tuple(offset_counts)),
         identity_offset=identity,
+    )
+
+
+def _sorted_site_keys(
+    indices: torch.Tensor, spatial_shape: tuple[int, ...], geometry: ConvGeometry
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Site keys on the grid padded by the kernel radius, sorted (with the sorting order), and the
+    key offset of every kernel offset: a neighbour's key is the site's key plus that offset, and an
+    out-of-grid neighbour can never alias an existing site."""
+    device = indices.device
+    radius = [k // 2 * d for k, d in zip(geometry.kernel_size, geometry.dilation)]
+    padded_shape = [s + 2 * r for s, r in zip(spatial_shape, radius)]
+    sorted_keys, order = torch.sort(encode_coords(indices, padded_shape, offset=radius))
+    centre = torch.tensor([k // 2 for k in geometry.kernel_size], device=device)
+    deltas = (geometry.kernel_offsets(device) - centre) * torch.tensor(geometry.dilation, device=device)
+    strides = torch.tensor(linear_strides(padded_shape), device=device)
+    return sorted_keys, order, (deltas * strides).sum(dim=1)  # [K]; no integer matmul on CUDA
+
+
+def _identity_offset(geometry: ConvGeometry) -> int:
+    """The kernel offset with zero displacement (the centre, ``K_d // 2`` in every dimension)."""
+    return int(sum(k // 2 * step for k, step in zip(geometry.kernel_size, linear_strides(geometry.kernel_size))))
+
+
+def _build_submanifold_tables(
+    indices: torch.Tensor, spatial_shape: tuple[int, ...], geometry: ConvGeometry
+) -> KernelMap:
+    """Submanifold neighbour tables with one sorted search for every offset at once: no per-offset
+    loop and no device sync. For odd kernels the input-major table is the output-major one with its
+    offsets mirrored."""
+    num_sites = indices.shape[0]
+    num_offsets = geometry.kernel_volume
+    sorted_keys, order, key_deltas = _sorted_site_keys(indices, spatial_shape, geometry)
+    source = torch.full((num_offsets, num_sites), -1, dtype=torch.long, device=indices.device)
+    if num_sites:
+        queries = sorted_keys.unsqueeze(0) + key_deltas.unsqueeze(1)  # [K, N] in sorted-site order
+        position = torch.searchsorted(sorted_keys, queries).clamp_(max=num_sites - 1)
+        source = torch.where(sorted_keys[position] == queries, order[position], source)
+    forward = torch.empty((num_sites, num_offsets), dtype=torch.int32, device=indices.device)
+    forward[order] = source.t().int()
+    if all(k % 2 == 1 for k in geometry.kernel_size):
+        backward = forward.flip(1)
+    else:  # backward[forward[o, k], k] = o, with misses sent to a spare row
+        backward = torch.full((num_sites + 1, num_offsets), -1, dtype=torch.int32, device=indices.device)
+        offsets = torch.arange(num_offsets, device=indices.device).unsqueeze(0)
+        backward[forward.long().where(forward >= 0, num_sites), offsets] = (
+            torch.arange(num_sites, dtype=torch.int32, device=indices.device).unsqueeze(1).expand(-1, num_offsets)
+        )
+        backward = backward[:num_sites]
+    return KernelMap(
+        geometry=geometry,
+        in_indices=indices,
+        out_indices=indices,
+        in_spatial_shape=spatial_shape,
+        out_spatial_shape=spatial_shape,
+        built_tables=NeighborTables(forward, backward.contiguous()),
+        identity_offset=_identity_offset(geometry),
     )
 
 
@@ -204,12 +350,19 @@ def _find_neighbours(
     return position, found
 
 
-def _build_strided_map(indices: torch.Tensor, spatial_shape: tuple[int, ...], geometry: ConvGeometry) -> KernelMap:
-    """Per dimension, which kernel positions map each input coordinate onto the output grid; then
-    every offset's output key is a sum of per-dimension terms, and outputs are the sorted unique keys."""
-    device = indices.device
+def _strided_candidates(
+    indices: torch.Tensor, out_shape: tuple[int, ...], geometry: ConvGeometry
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """For every kernel offset and input site: whether it lands on the output grid, and the output key.
+
+    Works per dimension (which kernel positions map each coordinate onto the output grid), then
+    combines dimensions: every offset's output key is a sum of per-dimension terms.
+
+    Returns:
+        ``[K, N]`` bool validity and ``[K, N]`` int64 output keys (row-major over ``(b, *out_shape)``).
+    """
     num_sites = indices.shape[0]
-    out_shape = geometry.output_shape(spatial_shape)
+    device = indices.device
     out_strides = linear_strides([1, *out_shape])
     key = indices[:, 0].long().unsqueeze(0) * out_strides[0]  # [offsets so far, N]
     valid = torch.ones((1, num_sites), dtype=torch.bool, device=device)
@@ -217,16 +370,21 @@ def _build_strided_map(indices: torch.Tensor, spatial_shape: tuple[int, ...], ge
         zip(geometry.kernel_size, geometry.stride, geometry.padding, geometry.dilation, out_shape)
     ):
         # o * stride = i + padding - k * dilation, for each kernel position k of this dimension
-        scaled = (
-            indices[:, 1 + d].long().unsqueeze(0)
-            + padding
-            - torch.arange(kernel, device=device).unsqueeze(1) * dilation
-        )
+        positions = torch.arange(kernel, device=device).unsqueeze(1)
+        scaled = indices[:, 1 + d].long().unsqueeze(0) + padding - positions * dilation
         out_coord = torch.div(scaled, stride, rounding_mode="floor")
         valid_d = (scaled == out_coord * stride) & (out_coord >= 0) & (out_coord < extent)  # [k_d, N]
         # offsets are row-major: the new dimension varies fastest
         valid = (valid.unsqueeze(1) & valid_d.unsqueeze(0)).reshape(valid.shape[0] * kernel, num_sites)
         key = (key.unsqueeze(1) + (out_coord * out_strides[1 + d]).unsqueeze(0)).reshape(valid.shape[0], num_sites)
+    return valid, key
+
+
+def _build_strided_map(indices: torch.Tensor, spatial_shape: tuple[int, ...], geometry: ConvGeometry) -> KernelMap:
+    """Pairs of a strided conv; outputs are the sorted unique output keys of all valid candidates."""
+    num_sites = indices.shape[0]
+    out_shape = geometry.output_shape(spatial_shape)
+    valid, key = _strided_candidates(indices, out_shape, geometry)
     counts = valid.sum(dim=1)
     hits = valid.flatten().nonzero().squeeze(1)  # grouped by offset
     unique_keys, out_rows = torch.unique(key.flatten()[hits], sorted=True, return_inverse=True)
@@ -237,7 +395,33 @@ def _build_strided_map(indices: torch.Tensor, spatial_shape: tuple[int, ...], ge
         out_indices=decode_coords(unique_keys, out_shape),
         in_spatial_shape=spatial_shape,
         out_spatial_shape=out_shape,
-        in_rows=in_rows,
-        out_rows=out_rows,
-        offset_counts=tuple(counts.tolist()),
+        built_pairs=Pairs(in_rows, out_rows, tuple(counts.tolist())),
+    )
+
+
+def _build_strided_tables(indices: torch.Tensor, spatial_shape: tuple[int, ...], geometry: ConvGeometry) -> KernelMap:
+    """Neighbour tables of a strided conv. Invalid candidates get a sentinel key that sorts last, so
+    one ``unique`` (the only device sync: the output count) numbers the outputs without masking."""
+    num_sites = indices.shape[0]
+    device = indices.device
+    out_shape = geometry.output_shape(spatial_shape)
+    valid, key = _strided_candidates(indices, out_shape, geometry)
+    sentinel = torch.full((1,), torch.iinfo(torch.int64).max, device=device)
+    candidates = torch.cat([torch.where(valid, key, sentinel).flatten(), sentinel])
+    unique_keys, inverse = torch.unique(candidates, sorted=True, return_inverse=True)
+    num_out = unique_keys.shape[0] - 1  # the sentinel is always last
+    out_row = inverse[:-1].view_as(key)  # [K, N]; num_out where invalid
+    num_offsets = key.shape[0]
+    offsets = torch.arange(num_offsets, device=device).unsqueeze(1)
+    forward = torch.full(((num_out + 1) * num_offsets,), -1, dtype=torch.int32, device=device)
+    forward[out_row * num_offsets + offsets] = torch.arange(num_sites, dtype=torch.int32, device=device).expand_as(key)
+    return KernelMap(
+        geometry=geometry,
+        in_indices=indices,
+        out_indices=decode_coords(unique_keys[:-1], out_shape),
+        in_spatial_shape=spatial_shape,
+        out_spatial_shape=out_shape,
+        built_tables=NeighborTables(
+            forward.view(num_out + 1, num_offsets)[:num_out], torch.where(valid, out_row, -1).t().int().contiguous()
+        ),
     )

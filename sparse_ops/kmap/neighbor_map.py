@@ -65,22 +65,12 @@ def neighbor_maps(kmap: KernelMap) -> tuple[NeighborMap, NeighborMap]:
     """The output-major map (forward) and the input-major map (input gradient) of ``kmap``, cached on it."""
     cached = kmap.derived.get("neighbor_maps")
     if cached is None:
-        offsets = torch.repeat_interleave(
-            torch.arange(len(kmap.offset_counts), device=kmap.in_rows.device),
-            torch.tensor(kmap.offset_counts, device=kmap.in_rows.device),
-        )
-        cached = (
-            _neighbor_map(kmap.num_out, kmap.out_rows, offsets, kmap.in_rows, len(kmap.offset_counts)),
-            _neighbor_map(kmap.num_in, kmap.in_rows, offsets, kmap.out_rows, len(kmap.offset_counts)),
-        )
+        tables = kmap.tables
+        cached = (_neighbor_map(tables.forward), _neighbor_map(tables.backward))
         kmap.derived["neighbor_maps"] = cached
     return cached
 
 
-def _neighbor_map(
-    num_rows: int, rows: torch.Tensor, offsets: torch.Tensor, sources: torch.Tensor, num_offsets: int
-) -> NeighborMap:
-    nbr = torch.full((num_rows, num_offsets), -1, dtype=torch.int32, device=rows.device)
-    nbr[rows, offsets] = sources.int()
-    bitmask = _pack_bits(nbr >= 0) if num_offsets <= MAX_MASKED_OFFSETS else None
+def _neighbor_map(nbr: torch.Tensor) -> NeighborMap:
+    bitmask = _pack_bits(nbr >= 0) if nbr.shape[1] <= MAX_MASKED_OFFSETS else None
     return NeighborMap(nbr, bitmask)
