@@ -40,4 +40,5 @@ class ConvConfig:
 
 
 GATHER_SCATTER = ConvConfig()
-IMPLICIT_GEMM_DEFAULT = ConvConfig("implicit_gemm_sorted")
+# Measured faster than the sorted variant on the SECOND encoder (H200, docs/benchmarks.md) until tuned.
+IMPLICIT_GEMM_DEFAULT = ConvConfig("implicit_gemm")

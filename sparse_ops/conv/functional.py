@@ -22,7 +22,7 @@ def triton_available() -> bool:
 
 
 def default_config(features: torch.Tensor) -> ConvConfig:
-    """The dataflow an untuned layer uses: sorted implicit GEMM on CUDA (fp16 / bf16 / fp32, Triton
+    """The dataflow an untuned layer uses: implicit GEMM on CUDA (fp16 / bf16 / fp32, Triton
     installed), gather-GEMM-scatter otherwise (CPU, fp64)."""
     if features.is_cuda and features.dtype != torch.float64 and triton_available():
         return IMPLICIT_GEMM_DEFAULT
