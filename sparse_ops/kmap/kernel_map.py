@@ -247,14 +247,27 @@ def _build_submanifold_map(indices: torch.Tensor, spatial_shape: tuple[int, ...]
         in_rows = [*pairs_in[:identity], sites, *pairs_in[identity:]]
         out_rows = [*pairs_out[:identity], sites, *pairs_out[identity:]]
         offset_counts = (*counts[:identity], num_sites, *counts[identity:])
+    pairs = Pairs(torch.cat(in_rows), torch.cat(out_rows), tuple(offset_counts))
+    return _submanifold_map(indices, spatial_shape, geometry, pairs=pairs)
+
+
+def _submanifold_map(
+    indices: torch.Tensor,
+    spatial_shape: tuple[int, ...],
+    geometry: ConvGeometry,
+    pairs: Pairs | None = None,
+    tables: NeighborTables | None = None,
+) -> KernelMap:
+    """A map whose outputs are its input sites, built as ``pairs`` or ``tables``."""
     return KernelMap(
         geometry=geometry,
         in_indices=indices,
         out_indices=indices,
         in_spatial_shape=spatial_shape,
         out_spatial_shape=spatial_shape,
-        built_pairs=Pairs(torch.cat(in_rows), torch.cat(out_rows), tuple(offset_counts)),
-        identity_offset=identity,
+        built_pairs=pairs,
+        built_tables=tables,
+        identity_offset=_identity_offset(geometry),
     )
 
 
@@ -295,24 +308,19 @@ def _build_submanifold_tables(
         source = torch.where(sorted_keys[position] == queries, order[position], source)
     forward = torch.empty((num_sites, num_offsets), dtype=torch.int32, device=indices.device)
     forward[order] = source.t().int()
-    if all(k % 2 == 1 for k in geometry.kernel_size):
-        backward = forward.flip(1)
-    else:  # backward[forward[o, k], k] = o, with misses sent to a spare row
-        backward = torch.full((num_sites + 1, num_offsets), -1, dtype=torch.int32, device=indices.device)
-        offsets = torch.arange(num_offsets, device=indices.device).unsqueeze(0)
-        backward[forward.long().where(forward >= 0, num_sites), offsets] = (
-            torch.arange(num_sites, dtype=torch.int32, device=indices.device).unsqueeze(1).expand(-1, num_offsets)
-        )
-        backward = backward[:num_sites]
-    return KernelMap(
-        geometry=geometry,
-        in_indices=indices,
-        out_indices=indices,
-        in_spatial_shape=spatial_shape,
-        out_spatial_shape=spatial_shape,
-        built_tables=NeighborTables(forward, backward.contiguous()),
-        identity_offset=_identity_offset(geometry),
-    )
+    odd = all(k % 2 == 1 for k in geometry.kernel_size)
+    backward = forward.flip(1).contiguous() if odd else _invert_table(forward, num_sites)
+    return _submanifold_map(indices, spatial_shape, geometry, tables=NeighborTables(forward, backward))
+
+
+def _invert_table(table: torch.Tensor, num_sources: int) -> torch.Tensor:
+    """``[N_src, K]`` with ``inverse[table[r, k], k] = r`` (and -1 elsewhere); misses go to a spare row."""
+    num_rows, num_offsets = table.shape
+    inverse = torch.full((num_sources + 1, num_offsets), -1, dtype=torch.int32, device=table.device)
+    offsets = torch.arange(num_offsets, device=table.device).unsqueeze(0)
+    rows = torch.arange(num_rows, dtype=torch.int32, device=table.device).unsqueeze(1).expand(-1, num_offsets)
+    inverse[table.long().where(table >= 0, num_sources), offsets] = rows
+    return inverse[:num_sources]
 
 
 def _find_neighbours(

@@ -12,6 +12,12 @@ _CONV_T = {2: F.conv_transpose2d, 3: F.conv_transpose3d}
 _MAX_POOL = {2: F.max_pool2d, 3: F.max_pool3d}
 
 
+def relative_error(actual: torch.Tensor, expected: torch.Tensor) -> float:
+    """``|actual - expected| / |expected|`` (Frobenius norms), computed in float64 on the CPU."""
+    actual, expected = actual.detach().double().cpu(), expected.detach().double().cpu()
+    return float((actual - expected).norm() / expected.norm().clamp_min(1e-12))
+
+
 def densify(features: torch.Tensor, indices: torch.Tensor, spatial_shape, batch_size: int, fill: float = 0.0):
     """``[B, C, *spatial]`` grid with ``features`` at ``indices`` and ``fill`` elsewhere (differentiable)."""
     grid = torch.full((batch_size, *spatial_shape, features.shape[1]), fill, dtype=features.dtype)

@@ -7,13 +7,9 @@ import torch
 
 from sparse_ops.nn import SparseConv3d, SubMConv3d
 from tests.sparse_ops.cases import random_sparse_tensor
+from tests.sparse_ops.reference import relative_error
 
 TOLERANCE = {torch.float32: 1e-5, torch.float16: 1e-2, torch.bfloat16: 3e-2}
-
-
-def _relative_error(actual: torch.Tensor, expected: torch.Tensor) -> float:
-    actual, expected = actual.detach().double(), expected.detach()
-    return float((actual - expected).norm() / expected.norm().clamp_min(1e-12))
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
@@ -32,9 +28,9 @@ def test_low_precision_matches_float64(dtype, conv_cls, args):
     (y64.features * grad_out).sum().backward()
     (y.features * grad_out.to(dtype)).sum().backward()
     tol = TOLERANCE[dtype]
-    assert _relative_error(y.features, y64.features) < tol
-    assert _relative_error(features.grad, features64.grad) < tol
-    assert _relative_error(conv.weight.grad, conv64.weight.grad) < tol
+    assert relative_error(y.features, y64.features) < tol
+    assert relative_error(features.grad, features64.grad) < tol
+    assert relative_error(conv.weight.grad, conv64.weight.grad) < tol
     assert torch.isfinite(y.features).all()
 
 

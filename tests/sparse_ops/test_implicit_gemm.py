@@ -14,16 +14,11 @@ from sparse_ops.kmap import build_kernel_map
 from sparse_ops.kmap.neighbor_map import neighbor_maps
 from sparse_ops.nn import SparseConvolution
 from tests.sparse_ops.cases import case_conv, case_tensor, conv_cases
-from tests.sparse_ops.reference import dense_conv, dense_inverse_conv
+from tests.sparse_ops.reference import dense_conv, dense_inverse_conv, relative_error
 
 pytest.importorskip("triton", reason="the implicit-GEMM dataflow needs Triton")
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 CONFIGS = [ConvConfig("implicit_gemm", 16, 16, 16, wgrad_row_blocks=2), ConvConfig("implicit_gemm_sorted", 16, 16, 16)]
-
-
-def _relative_error(actual: torch.Tensor, expected: torch.Tensor) -> float:
-    actual, expected = actual.detach().double().cpu(), expected.detach().double().cpu()
-    return float((actual - expected).norm() / expected.norm().clamp_min(1e-12))
 
 
 def _on_device(x):
@@ -45,9 +40,9 @@ def _check(conv, x, features, config, reference_fn):
     ref_weight = module.weight.detach().double().cpu().requires_grad_(True)
     expected = reference_fn(ref_features, ref_weight, y.indices.cpu())
     (expected * grad_out).sum().backward()
-    assert _relative_error(y.features, expected) < 1e-5
-    assert _relative_error(features.grad, ref_features.grad) < 1e-5
-    assert _relative_error(module.weight.grad, ref_weight.grad) < 1e-5
+    assert relative_error(y.features, expected) < 1e-5
+    assert relative_error(features.grad, ref_features.grad) < 1e-5
+    assert relative_error(module.weight.grad, ref_weight.grad) < 1e-5
 
 
 @pytest.mark.parametrize("config", CONFIGS, ids=lambda c: c.dataflow)
