@@ -1,0 +1,3 @@
+from .data_sample import Det3DDataSample
+
+__all__ = ["Det3DDataSample"]
