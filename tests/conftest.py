@@ -3,6 +3,7 @@ Triton kernels run in Triton's interpreter."""
 
 import ctypes
 import os
+from pathlib import Path
 
 
 def _has_cuda_driver() -> bool:
@@ -20,7 +21,8 @@ if not _has_cuda_driver():
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-KITTI_DEMO_ROOT = "demo/data/kitti"
+# the real KITTI frames committed with the repository (see its SOURCES.md)
+KITTI_DEMO_ROOT = Path(__file__).resolve().parent.parent / "demo" / "data" / "kitti"
 
 
 def pytest_collection_modifyitems(config, items):
