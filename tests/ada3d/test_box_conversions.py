@@ -1,6 +1,7 @@
 import numpy as np
 
 from ada3d.datasets import load_points
+from ada3d.datasets.kitti_files import read_calib_file, read_label_file
 from ada3d.structures import (
     camera_to_lidar_boxes,
     lidar_boxes_to_image_boxes,
@@ -10,31 +11,16 @@ from ada3d.structures import (
 from tests.conftest import KITTI_DEMO_ROOT
 
 
-def _calib(frame: str) -> tuple[np.ndarray, np.ndarray]:
-    rows = {}
-    for line in (KITTI_DEMO_ROOT / "training" / "calib" / f"{frame}.txt").read_text().splitlines():
-        if line.strip():
-            key, values = line.split(":")
-            rows[key] = np.array(values.split(), dtype=np.float64)
-    rect, velo_to_cam, cam2img = np.eye(4), np.eye(4), np.eye(4)
-    rect[:3, :3] = rows["R0_rect"].reshape(3, 3)
-    velo_to_cam[:3] = rows["Tr_velo_to_cam"].reshape(3, 4)
-    cam2img[:3] = rows["P2"].reshape(3, 4)
-    return rect @ velo_to_cam, cam2img
+def _calib(frame: str):
+    calib = read_calib_file(KITTI_DEMO_ROOT / "training" / "calib" / f"{frame}.txt")
+    return calib.lidar2cam, calib.cam2img
 
 
 def _labelled_objects(frame: str) -> tuple[np.ndarray, np.ndarray]:
     """Camera boxes (x, y, z, l, h, w, ry) and 2D boxes of the non-DontCare objects of a label file."""
-    boxes_cam, boxes_2d = [], []
-    for line in (KITTI_DEMO_ROOT / "training" / "label_2" / f"{frame}.txt").read_text().splitlines():
-        fields = line.split()
-        if fields[0] == "DontCare":
-            continue
-        values = np.array(fields[1:], dtype=np.float64)
-        height, width, length = values[7:10]
-        boxes_cam.append([*values[10:13], length, height, width, values[13]])
-        boxes_2d.append(values[3:7])
-    return np.array(boxes_cam), np.array(boxes_2d)
+    objects = [o for o in read_label_file(KITTI_DEMO_ROOT / "training" / "label_2" / f"{frame}.txt")
+               if o.name != "DontCare"]
+    return np.array([o.camera_box for o in objects]), np.array([o.bbox for o in objects])
 
 
 def test_real_labels_converted_to_lidar_contain_their_points():
