@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import torch
 
 from sparse_ops.kmap.cache import KernelMapCache
+from sparse_ops.kmap.capacity import active_plan
 
 
 class SparseTensor:
@@ -135,14 +136,16 @@ class _ScatterToGrid(torch.autograd.Function):
     def forward(ctx, features, indices, batch_size, spatial_shape, channels_first):
         sites = tuple(indices.long().unbind(dim=1))
         channels = features.shape[1]
+        # In padded execution, padding rows (batch -1) land in a spare last batch that is cut off.
+        grids = batch_size + 1 if active_plan() is not None else batch_size
         if channels_first:
-            grid = features.new_zeros((batch_size, channels, *spatial_shape))
+            grid = features.new_zeros((grids, channels, *spatial_shape))
             grid.movedim(1, -1)[sites] = features
         else:
-            grid = features.new_zeros((batch_size, *spatial_shape, channels))
+            grid = features.new_zeros((grids, *spatial_shape, channels))
             grid[sites] = features
         ctx.sites, ctx.channels_first = sites, channels_first
-        return grid
+        return grid[:batch_size]
 
     @staticmethod
     def backward(ctx, grad_grid):
@@ -175,10 +178,12 @@ def _validate(features: torch.Tensor, indices: torch.Tensor, spatial_shape: tupl
         raise ValueError(f"features are on {features.device} but indices on {indices.device}")
     if not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
-    if indices.shape[0] == 0:
-        return
+    if indices.shape[0] == 0 or (indices.is_cuda and torch.cuda.is_current_stream_capturing()):
+        return  # a CUDA graph cannot sync: the graph runner checks its inputs before capturing
     upper = torch.tensor([batch_size, *spatial_shape], device=indices.device)
     outside = ((indices < 0) | (indices >= upper)).any(dim=1)
+    if active_plan() is not None:  # padded execution: padding rows (batch -1, see kmap/capacity.py) are fine
+        outside &= indices[:, 0] != -1
     if bool(outside.any()):
         row = int(outside.nonzero()[0, 0])
         names = ["batch", *(f"dim{d}" for d in range(len(spatial_shape)))]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 import torch
@@ -29,6 +30,16 @@ def linear_strides(shape: Sequence[int]) -> list[int]:
     return strides
 
 
+@functools.lru_cache(maxsize=512)
+def device_constant(values: tuple[int, ...], device: torch.device) -> torch.Tensor:
+    """A cached int64 tensor of ``values`` on ``device``; callers must not modify it.
+
+    Small constants (strides, key offsets) are copied to the GPU once instead of on every call: the
+    copies cost host time, and a CUDA graph cannot capture them.
+    """
+    return torch.tensor(values, dtype=torch.int64, device=device)
+
+
 def encode_coords(
     indices: torch.Tensor, spatial_shape: Sequence[int], offset: Sequence[int] | None = None
 ) -> torch.Tensor:
@@ -43,7 +54,7 @@ def encode_coords(
         ``[N]`` int64 keys; sorting them sorts the rows lexicographically by ``(b, z, y, x)``.
     """
     strides = linear_strides([1, *spatial_shape])  # the batch stride is prod(spatial_shape)
-    weights = torch.tensor(strides, dtype=torch.int64, device=indices.device)
+    weights = device_constant(tuple(strides), indices.device)
     keys = (indices.long() * weights).sum(dim=1)
     if offset is not None:
         keys += sum(o * s for o, s in zip(offset, strides[1:]))

@@ -13,7 +13,7 @@ import triton
 from sparse_ops.conv.config import ConvConfig
 from sparse_ops.conv.triton_kernels import implicit_gemm_kernel, weight_grad_kernel
 from sparse_ops.kmap.kernel_map import KernelMap
-from sparse_ops.kmap.neighbor_map import NeighborMap, neighbor_maps
+from sparse_ops.kmap.neighbor_map import NeighborMap, neighbor_map
 
 
 def _input_precision(dtype: torch.dtype) -> str:
@@ -25,7 +25,7 @@ def _gather_gemm(source: torch.Tensor, matrices: torch.Tensor, nmap: NeighborMap
 
     Args:
         source: ``[N_src, C_in]`` contiguous.
-        matrices: ``[K, C_in, C_out]`` contiguous, same dtype as ``source``.
+        matrices: ``[K, C_in, C_out]`` in any strides (a permuted view of the weight), same dtype as ``source``.
     """
     num_rows, out_channels = nmap.num_rows, matrices.shape[2]
     out = source.new_empty((num_rows, out_channels))
@@ -35,7 +35,7 @@ def _gather_gemm(source: torch.Tensor, matrices: torch.Tensor, nmap: NeighborMap
     order, tile_masks = nmap.sorted_tiles(config.block_m) if sorted_rows else (nmap.nbr, nmap.nbr)  # unused if unsorted
     grid = (triton.cdiv(num_rows, config.block_m), triton.cdiv(out_channels, config.block_n))
     implicit_gemm_kernel[grid](
-        source, matrices, nmap.nbr, out, order, tile_masks, num_rows,
+        source, matrices, nmap.nbr, out, order, tile_masks, num_rows, *matrices.stride(),
         IN_CHANNELS=source.shape[1], OUT_CHANNELS=out_channels, NUM_OFFSETS=matrices.shape[0],
         SORTED=sorted_rows, INPUT_PRECISION=_input_precision(source.dtype),
         BLOCK_M=config.block_m, BLOCK_N=config.block_n, BLOCK_K=config.block_k,
@@ -70,9 +70,9 @@ class ImplicitGemm(torch.autograd.Function):
     def forward(ctx, features: torch.Tensor, weight: torch.Tensor, kmap: KernelMap, config: ConvConfig):
         """``features`` ``[N_in, C_in]``, ``weight`` ``[C_out, *kernel, C_in]`` -> ``[N_out, C_out]``."""
         features = features.contiguous()
-        forward_map, _ = neighbor_maps(kmap)
+        forward_map = neighbor_map(kmap, "forward")
         per_offset = weight.reshape(weight.shape[0], -1, weight.shape[-1])  # [C_out, K, C_in]
-        out = _gather_gemm(features, per_offset.permute(1, 2, 0).contiguous(), forward_map, config)
+        out = _gather_gemm(features, per_offset.permute(1, 2, 0), forward_map, config)
         ctx.save_for_backward(features, weight)
         ctx.kmap, ctx.config = kmap, config
         return out
@@ -80,13 +80,14 @@ class ImplicitGemm(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_out: torch.Tensor):
         features, weight = ctx.saved_tensors
-        forward_map, backward_map = neighbor_maps(ctx.kmap)
         grad_out = grad_out.to(features.dtype).contiguous()
         grad_features = grad_weight = None
         if ctx.needs_input_grad[0]:
             per_offset = weight.reshape(weight.shape[0], -1, weight.shape[-1])  # [C_out, K, C_in]
-            grad_features = _gather_gemm(grad_out, per_offset.transpose(0, 1).contiguous(), backward_map, ctx.config)
+            backward_map = neighbor_map(ctx.kmap, "backward")
+            grad_features = _gather_gemm(grad_out, per_offset.transpose(0, 1), backward_map, ctx.config)
         if ctx.needs_input_grad[1]:
+            forward_map = neighbor_map(ctx.kmap, "forward")
             per_offset = _weight_grad(features, grad_out, forward_map, ctx.config)  # [K, C_in, C_out]
             grad_weight = per_offset.permute(2, 0, 1).reshape(weight.shape).to(weight.dtype)
         return grad_features, grad_weight, None, None

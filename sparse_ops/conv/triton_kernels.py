@@ -1,6 +1,8 @@
 """Triton kernels of the implicit-GEMM dataflow (import only where Triton is installed).
 
-``implicit_gemm_kernel`` computes ``out[r] = sum_k x[nbr[r, k]] @ W[k]`` for tiles of target rows;
+``implicit_gemm_kernel`` computes ``out[r] = sum_k x[nbr[r, k]] @ W[k]`` for tiles of target rows, reading
+``W[k][c, n]`` at ``w_ptr + k * stride_wk + c * stride_wc + n * stride_wn`` so the module's
+``[C_out, *kernel, C_in]`` weight (or its transpose) is used in place;
 it serves the forward pass (output-major map) and the input gradient (input-major map with the
 transposed weights). ``weight_grad_kernel`` computes ``dW[k] = sum_r x[nbr[r, k]]^T g[r]``.
 Both accumulate in fp32; fp32 inputs use IEEE or TF32 dots as asked.
@@ -19,6 +21,9 @@ def implicit_gemm_kernel(
     order_ptr,
     tile_mask_ptr,
     num_rows,
+    stride_wk,
+    stride_wc,
+    stride_wn,
     IN_CHANNELS: tl.constexpr,
     OUT_CHANNELS: tl.constexpr,
     NUM_OFFSETS: tl.constexpr,
@@ -28,7 +33,7 @@ def implicit_gemm_kernel(
     BLOCK_N: tl.constexpr,
     BLOCK_K: tl.constexpr,
 ):
-    """x ``[N_src, C_in]``, w ``[K, C_in, C_out]``, nbr ``[N_rows, K]`` int32, out ``[N_rows, C_out]``."""
+    """x ``[N_src, C_in]``, W ``[K, C_in, C_out]`` (strided), nbr ``[N_rows, K]`` int32, out ``[N_rows, C_out]``."""
     pid_m = tl.program_id(0)
     pid_n = tl.program_id(1)
     slots = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
@@ -43,12 +48,13 @@ def implicit_gemm_kernel(
     col_ok = cols < OUT_CHANNELS
     acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
     for k in range(NUM_OFFSETS):
-        needed = True
-        if SORTED:
-            needed = ((tile_mask >> k) & 1) != 0
-        if needed:
-            src = tl.load(nbr_ptr + rows * NUM_OFFSETS + k, mask=in_range, other=-1).to(tl.int64)
-            has_src = src >= 0
+        needed = in_range
+        if SORTED:  # the tile mask says whether any row of the sorted tile uses offset k
+            needed = needed & (((tile_mask >> k) & 1) != 0)
+        src = tl.load(nbr_ptr + rows * NUM_OFFSETS + k, mask=needed, other=-1).to(tl.int64)
+        has_src = src >= 0
+        # tiles where no row has this neighbour (map edges, padding rows, masked offsets) skip the dot
+        if tl.max(src, axis=0) >= 0:
             for c0 in range(0, IN_CHANNELS, BLOCK_K):
                 chans = c0 + tl.arange(0, BLOCK_K)
                 chan_ok = chans < IN_CHANNELS
@@ -58,7 +64,7 @@ def implicit_gemm_kernel(
                     other=0.0,
                 )
                 b = tl.load(
-                    w_ptr + (k * IN_CHANNELS + chans[:, None]) * OUT_CHANNELS + cols[None, :],
+                    w_ptr + k * stride_wk + chans[:, None] * stride_wc + cols[None, :] * stride_wn,
                     mask=chan_ok[:, None] & col_ok[None, :],
                     other=0.0,
                 )
@@ -102,17 +108,18 @@ def weight_grad_kernel(
         rows = ((chunk * ROW_BLOCKS + block) * BLOCK_M + tl.arange(0, BLOCK_M)).to(tl.int64)
         row_ok = rows < num_rows
         src = tl.load(nbr_ptr + rows * NUM_OFFSETS + k, mask=row_ok, other=-1).to(tl.int64)
-        a = tl.load(
-            x_ptr + src[:, None] * IN_CHANNELS + chans[None, :],
-            mask=(src >= 0)[:, None] & chan_ok[None, :],
-            other=0.0,
-        )
-        g = tl.load(
-            g_ptr + rows[:, None] * OUT_CHANNELS + cols[None, :],
-            mask=row_ok[:, None] & col_ok[None, :],
-            other=0.0,
-        )
-        acc += tl.dot(tl.trans(a), g, input_precision=INPUT_PRECISION)
+        if tl.max(src, axis=0) >= 0:  # blocks without a pair for offset k add nothing
+            a = tl.load(
+                x_ptr + src[:, None] * IN_CHANNELS + chans[None, :],
+                mask=(src >= 0)[:, None] & chan_ok[None, :],
+                other=0.0,
+            )
+            g = tl.load(
+                g_ptr + rows[:, None] * OUT_CHANNELS + cols[None, :],
+                mask=row_ok[:, None] & col_ok[None, :],
+                other=0.0,
+            )
+            acc += tl.dot(tl.trans(a), g, input_precision=INPUT_PRECISION)
     tl.atomic_add(
         dw_ptr + (k * IN_CHANNELS + chans[:, None]) * OUT_CHANNELS + cols[None, :],
         acc,

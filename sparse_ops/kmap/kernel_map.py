@@ -6,16 +6,20 @@ Python loop visits individual sites (the only loops run over chunks of kernel of
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import torch
 
+from sparse_ops.kmap.capacity import active_plan
 from sparse_ops.kmap.geometry import ConvGeometry
-from sparse_ops.utils import decode_coords, encode_coords, linear_strides
+from sparse_ops.utils import decode_coords, device_constant, encode_coords, linear_strides
 
 # Upper bound on (kernel offsets x sites) handled at once, to bound temporary memory.
 _CANDIDATES_PER_CHUNK = 1 << 22
+# Key of padding rows (batch index -1, see kmap/capacity.py) and of invalid candidates: sorts last.
+_SENTINEL = torch.iinfo(torch.int64).max
 
 
 @dataclass(frozen=True, eq=False)
@@ -184,7 +188,8 @@ def build_kernel_map(
         spatial_shape: the ``D`` spatial extents of the input grid.
         geometry: kernel size, stride, padding, dilation and whether the conv is submanifold.
         layout: build ``"pairs"`` (few, cheap CPU ops) or ``"tables"`` (no per-offset work or
-            device syncs, for GPUs) first; default by device. The other layout is derived on demand.
+            device syncs, for GPUs) first; default by device (tables in padded execution). The other
+            layout is derived on demand.
 
     Returns:
         A :class:`KernelMap`. Submanifold maps keep ``indices`` as outputs. Strided maps create an
@@ -197,7 +202,8 @@ def build_kernel_map(
             f"a {geometry.ndim}D convolution needs {geometry.ndim}D sites: got indices of shape "
             f"{tuple(indices.shape)} and spatial shape {spatial_shape}"
         )
-    layout = ("tables" if indices.is_cuda else "pairs") if layout is None else layout
+    if layout is None:  # padded execution (kmap/capacity.py) needs the sync-free tables
+        layout = "tables" if indices.is_cuda or active_plan() is not None else "pairs"
     if layout not in ("pairs", "tables"):
         raise ValueError(f"layout must be 'pairs' or 'tables', got {layout!r}")
     if geometry.subm:
@@ -276,15 +282,24 @@ def _sorted_site_keys(
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Site keys on the grid padded by the kernel radius, sorted (with the sorting order), and the
     key offset of every kernel offset: a neighbour's key is the site's key plus that offset, and an
-    out-of-grid neighbour can never alias an existing site."""
+    out-of-grid neighbour can never alias an existing site. Padding rows get a key that matches no query."""
     device = indices.device
     radius = [k // 2 * d for k, d in zip(geometry.kernel_size, geometry.dilation)]
     padded_shape = [s + 2 * r for s, r in zip(spatial_shape, radius)]
-    sorted_keys, order = torch.sort(encode_coords(indices, padded_shape, offset=radius))
-    centre = torch.tensor([k // 2 for k in geometry.kernel_size], device=device)
-    deltas = (geometry.kernel_offsets(device) - centre) * torch.tensor(geometry.dilation, device=device)
-    strides = torch.tensor(linear_strides(padded_shape), device=device)
-    return sorted_keys, order, (deltas * strides).sum(dim=1)  # [K]; no integer matmul on CUDA
+    keys = encode_coords(indices, padded_shape, offset=radius)
+    sorted_keys, order = torch.sort(torch.where(indices[:, 0] >= 0, keys, _SENTINEL))  # padding rows sort last
+    return sorted_keys, order, _key_deltas(geometry, tuple(padded_shape), device)
+
+
+def _key_deltas(geometry: ConvGeometry, padded_shape: tuple[int, ...], device: torch.device) -> torch.Tensor:
+    """``[K]`` int64: the key difference between a site and its neighbour through each kernel offset."""
+    strides = linear_strides(padded_shape)
+    deltas = [
+        sum((k - size // 2) * dilation * stride for k, size, dilation, stride in
+            zip(offset, geometry.kernel_size, geometry.dilation, strides))
+        for offset in itertools.product(*(range(size) for size in geometry.kernel_size))
+    ]  # fmt: skip
+    return device_constant(tuple(deltas), device)
 
 
 def _identity_offset(geometry: ConvGeometry) -> int:
@@ -305,7 +320,8 @@ def _build_submanifold_tables(
     if num_sites:
         queries = sorted_keys.unsqueeze(0) + key_deltas.unsqueeze(1)  # [K, N] in sorted-site order
         position = torch.searchsorted(sorted_keys, queries).clamp_(max=num_sites - 1)
-        source = torch.where(sorted_keys[position] == queries, order[position], source)
+        found = (sorted_keys[position] == queries) & (sorted_keys != _SENTINEL)  # padding rows have no neighbours
+        source = torch.where(found, order[position], source)
     forward = torch.empty((num_sites, num_offsets), dtype=torch.int32, device=indices.device)
     forward[order] = source.t().int()
     odd = all(k % 2 == 1 for k in geometry.kernel_size)
@@ -373,7 +389,7 @@ def _strided_candidates(
     device = indices.device
     out_strides = linear_strides([1, *out_shape])
     key = indices[:, 0].long().unsqueeze(0) * out_strides[0]  # [offsets so far, N]
-    valid = torch.ones((1, num_sites), dtype=torch.bool, device=device)
+    valid = (indices[:, 0] >= 0).unsqueeze(0)  # padding rows feed no output
     for d, (kernel, stride, padding, dilation, extent) in enumerate(
         zip(geometry.kernel_size, geometry.stride, geometry.padding, geometry.dilation, out_shape)
     ):
@@ -407,29 +423,63 @@ def _build_strided_map(indices: torch.Tensor, spatial_shape: tuple[int, ...], ge
     )
 
 
+def _number_outputs(candidates: torch.Tensor, capacity: int | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Number the distinct valid keys of ``candidates`` in sorted order (a sort-based ``unique``).
+
+    Args:
+        candidates: ``[M]`` int64 keys, ``_SENTINEL`` where invalid.
+        capacity: number of output rows to allocate; None: exactly the distinct count (one device sync).
+
+    Returns:
+        ``keys [capacity]`` (the sorted distinct keys, ``_SENTINEL`` past the count), ``ids [M]`` (each
+        candidate's output row; ``capacity`` where invalid or past the capacity) and the exact count as a
+        0-d device tensor.
+    """
+    sorted_keys, order = torch.sort(candidates)
+    present = sorted_keys != _SENTINEL
+    first = torch.ones_like(present)
+    first[1:] = sorted_keys[1:] != sorted_keys[:-1]
+    first &= present
+    count = first.sum()
+    capacity = int(count) if capacity is None else capacity
+    rank = (torch.cumsum(first, 0) - 1).where(present, capacity).clamp_(max=capacity)
+    keys = torch.full((capacity + 1,), _SENTINEL, dtype=torch.int64, device=candidates.device)
+    keys[rank.where(first, capacity)] = sorted_keys
+    ids = torch.empty_like(rank)
+    ids[order] = rank
+    return keys[:capacity], ids, count
+
+
 def _build_strided_tables(indices: torch.Tensor, spatial_shape: tuple[int, ...], geometry: ConvGeometry) -> KernelMap:
     """Neighbour tables of a strided conv. Invalid candidates get a sentinel key that sorts last, so
-    one ``unique`` (the only device sync: the output count) numbers the outputs without masking."""
+    one sort numbers the outputs without masking. The output count costs one device sync, except in
+    padded execution (kmap/capacity.py), where the plan fixes the capacity and outputs past the
+    count become padding rows."""
     num_sites = indices.shape[0]
     device = indices.device
     out_shape = geometry.output_shape(spatial_shape)
     valid, key = _strided_candidates(indices, out_shape, geometry)
-    sentinel = torch.full((1,), torch.iinfo(torch.int64).max, device=device)
-    candidates = torch.cat([torch.where(valid, key, sentinel).flatten(), sentinel])
-    unique_keys, inverse = torch.unique(candidates, sorted=True, return_inverse=True)
-    num_out = unique_keys.shape[0] - 1  # the sentinel is always last
-    out_row = inverse[:-1].view_as(key)  # [K, N]; num_out where invalid
+    plan = active_plan()
+    unique_keys, ids, count = _number_outputs(
+        torch.where(valid, key, _SENTINEL).flatten(), None if plan is None else plan.next_capacity()
+    )
+    if plan is not None:
+        plan.record(count)
+    num_out = unique_keys.shape[0]
+    out_row = ids.view_as(key)  # [K, N]; num_out where there is no output
     num_offsets = key.shape[0]
     offsets = torch.arange(num_offsets, device=device).unsqueeze(1)
     forward = torch.full(((num_out + 1) * num_offsets,), -1, dtype=torch.int32, device=device)
     forward[out_row * num_offsets + offsets] = torch.arange(num_sites, dtype=torch.int32, device=device).expand_as(key)
+    out_indices = decode_coords(unique_keys, out_shape).where((unique_keys != _SENTINEL).unsqueeze(1), -1)
     return KernelMap(
         geometry=geometry,
         in_indices=indices,
-        out_indices=decode_coords(unique_keys[:-1], out_shape),
+        out_indices=out_indices,
         in_spatial_shape=spatial_shape,
         out_spatial_shape=out_shape,
         built_tables=NeighborTables(
-            forward.view(num_out + 1, num_offsets)[:num_out], torch.where(valid, out_row, -1).t().int().contiguous()
+            forward.view(num_out + 1, num_offsets)[:num_out],
+            torch.where(out_row < num_out, out_row, -1).t().int().contiguous(),
         ),
     )

@@ -24,16 +24,23 @@ class NeighborMap:
 
     Attributes:
         nbr: ``[N_rows, K]`` int32.
-        bitmask: ``[N_rows]`` int64, bit ``k`` set where ``nbr[:, k] >= 0`` (None if K > 63).
+        derived: the bitmask and tilings, computed on first use (only the sorted dataflow needs them).
     """
 
     nbr: torch.Tensor
-    bitmask: torch.Tensor | None
-    tiles: dict = field(default_factory=dict, repr=False)  # block_m -> sorted_tiles(block_m)
+    derived: dict = field(default_factory=dict, repr=False)
 
     @property
     def num_rows(self) -> int:
         return int(self.nbr.shape[0])
+
+    @property
+    def bitmask(self) -> torch.Tensor | None:
+        """``[N_rows]`` int64, bit ``k`` set where ``nbr[:, k] >= 0`` (None if K > 63)."""
+        if "bitmask" not in self.derived:
+            masked = self.nbr.shape[1] <= MAX_MASKED_OFFSETS
+            self.derived["bitmask"] = _pack_bits(self.nbr >= 0) if masked else None
+        return self.derived["bitmask"]
 
     def sorted_tiles(self, block_m: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Rows sorted by bitmask and the OR of the bitmasks of every ``block_m`` consecutive sorted rows.
@@ -43,14 +50,15 @@ class NeighborMap:
         """
         if self.bitmask is None:
             raise ValueError(f"tile masks need at most {MAX_MASKED_OFFSETS} kernel offsets, got {self.nbr.shape[1]}")
-        if block_m not in self.tiles:
+        key = ("tiles", block_m)
+        if key not in self.derived:
             order = torch.argsort(self.bitmask, descending=True, stable=True)
             num_tiles = -(-self.num_rows // block_m)
             present = torch.zeros((num_tiles * block_m, self.nbr.shape[1]), dtype=torch.bool, device=self.nbr.device)
             present[: self.num_rows] = self.nbr[order] >= 0
             used = present.view(num_tiles, block_m, -1).any(dim=1)  # [tiles, K]
-            self.tiles[block_m] = (order.int(), _pack_bits(used))
-        return self.tiles[block_m]
+            self.derived[key] = (order.int(), _pack_bits(used))
+        return self.derived[key]
 
 
 def _pack_bits(flags: torch.Tensor) -> torch.Tensor:
@@ -61,16 +69,11 @@ def _pack_bits(flags: torch.Tensor) -> torch.Tensor:
     return (flags.long() * weights).sum(dim=1)
 
 
-def neighbor_maps(kmap: KernelMap) -> tuple[NeighborMap, NeighborMap]:
-    """The output-major map (forward) and the input-major map (input gradient) of ``kmap``, cached on it."""
-    cached = kmap.derived.get("neighbor_maps")
-    if cached is None:
+def neighbor_map(kmap: KernelMap, direction: str) -> NeighborMap:
+    """The output-major map (``"forward"``) or the input-major one (``"backward"``, for the input
+    gradient) of ``kmap``, cached on it and built on first use."""
+    key = f"neighbor_map_{direction}"
+    if key not in kmap.derived:
         tables = kmap.tables
-        cached = (_neighbor_map(tables.forward), _neighbor_map(tables.backward))
-        kmap.derived["neighbor_maps"] = cached
-    return cached
-
-
-def _neighbor_map(nbr: torch.Tensor) -> NeighborMap:
-    bitmask = _pack_bits(nbr >= 0) if nbr.shape[1] <= MAX_MASKED_OFFSETS else None
-    return NeighborMap(nbr, bitmask)
+        kmap.derived[key] = NeighborMap(tables.forward if direction == "forward" else tables.backward)
+    return kmap.derived[key]

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 
 from sparse_ops.conv import ConvConfig
 from sparse_ops.kmap import build_kernel_map
-from sparse_ops.kmap.neighbor_map import neighbor_maps
+from sparse_ops.kmap.neighbor_map import neighbor_map
 from sparse_ops.nn import SparseConvolution
 from tests.sparse_ops.cases import case_conv, case_tensor, conv_cases
 from tests.sparse_ops.reference import dense_conv, dense_inverse_conv, relative_error
@@ -82,8 +82,8 @@ def test_inverse_conv_matches_dense_transpose(config, case):
 def test_neighbor_tables_hold_every_pair_and_tiles_cover_their_rows():
     x = case_tensor(dict(spatial_shape=(6, 7, 5), batch_size=2, in_channels=1, density=0.3, seed=4))
     kmap = build_kernel_map(x.indices, x.spatial_shape, SparseConvolution(3, 1, 1, 3, 2, 1).geometry)
-    forward_map, backward_map = neighbor_maps(kmap)
-    assert neighbor_maps(kmap) is neighbor_maps(kmap)  # cached on the map
+    forward_map, backward_map = neighbor_map(kmap, "forward"), neighbor_map(kmap, "backward")
+    assert neighbor_map(kmap, "forward") is forward_map  # cached on the map
     assert int((forward_map.nbr >= 0).sum()) == kmap.num_pairs == int((backward_map.nbr >= 0).sum())
     offsets = torch.repeat_interleave(torch.arange(27), torch.tensor(kmap.offset_counts))
     assert torch.equal(forward_map.nbr[kmap.out_rows, offsets].long(), kmap.in_rows)
