@@ -1,0 +1,55 @@
+"""Evaluate a trained detector: ``python tools/test.py CONFIG CHECKPOINT [--work-dir D] [--cfg-options ...]``.
+
+Prints the dataset's metric (the KITTI table for KITTI-format data) and can write result files through
+the metric's options, e.g. ``--cfg-options test_evaluator.submission_prefix=results/kitti``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import os.path as osp
+import sys
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # run from a clone without installing
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    from mmengine.config import DictAction
+
+    parser = argparse.ArgumentParser(description="Test (evaluate) a 3D detector")
+    parser.add_argument("config", help="config file path")
+    parser.add_argument("checkpoint", help="checkpoint file")
+    parser.add_argument("--work-dir", help="where the evaluation log goes (default: work_dirs/<config name>)")
+    parser.add_argument("--cfg-options", nargs="+", action=DictAction, help="override config keys")
+    parser.add_argument("--launcher", choices=["none", "pytorch", "slurm", "mpi"], default="none")
+    parser.add_argument("--local-rank", "--local_rank", type=int, default=0)
+    args = parser.parse_args(argv)
+    os.environ.setdefault("LOCAL_RANK", str(args.local_rank))
+    return args
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = parse_args(argv)
+    from mmengine.config import Config
+    from mmengine.runner import Runner
+
+    import ada3d.engine  # noqa: F401  (checkpoint loading under torch >= 2.6)
+
+    for path, what in ((args.config, "config"), (args.checkpoint, "checkpoint")):
+        if not osp.isfile(path):
+            raise FileNotFoundError(f"{what} file not found: {path}")
+    cfg = Config.fromfile(args.config)
+    if args.cfg_options:
+        cfg.merge_from_dict(args.cfg_options)
+    cfg.launcher = args.launcher
+    cfg.load_from = args.checkpoint
+    cfg.work_dir = args.work_dir or cfg.get("work_dir") or osp.join(
+        "work_dirs", osp.splitext(osp.basename(args.config))[0]
+    )
+    runner = Runner.from_cfg(cfg)
+    return runner.test()
+
+
+if __name__ == "__main__":
+    main()
