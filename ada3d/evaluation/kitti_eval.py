@@ -37,7 +37,7 @@ import numpy as np
 from tqdm import tqdm
 
 from ada3d.evaluation.box_overlaps import BEV_IOU, BOX3D_IOU, IMAGE_IOA, IMAGE_IOU, framewise_overlaps
-from ada3d.evaluation.kitti_annos import check_anno
+from ada3d.evaluation.kitti_annos import ANNO_SHAPES, check_anno
 from ada3d.evaluation.kitti_matching import accumulate_counts, collect_tp_scores, score_thresholds
 
 DIFFICULTIES = ("easy", "moderate", "hard")
@@ -74,7 +74,7 @@ _METRICS = (
     _Metric("bev", "BEV", "bev ", BEV_IOU, 1),
     _Metric("3d", "3D", "3d  ", BOX3D_IOU, 2),
 )
-_AOS = _Metric("aos", "AOS", "aos ", IMAGE_IOU, 0)
+_AOS = _Metric("aos", "AOS", "aos ", IMAGE_IOU, 0)  # measured on the 2D matches
 
 
 @dataclass
@@ -95,21 +95,19 @@ class _Frames:
         counts = [check_anno(anno, f"{kind} of frame {k}", needs_score=kind == "prediction")
                   for k, anno in enumerate(annos)]
 
-        def column(key, width=None, dtype=np.float64):
-            parts = [np.asarray(anno[key], dtype=dtype).reshape(-1, *(() if width is None else (width,)))
-                     for anno in annos]
-            return np.concatenate(parts) if parts else np.zeros((0, *(() if width is None else (width,))), dtype)
+        def column(key):  # all frames' rows of one key, [N, *shape]
+            shape = ANNO_SHAPES[key]
+            parts = [np.asarray(anno[key], dtype=np.float64).reshape(-1, *shape) for anno in annos]
+            return np.concatenate([*parts, np.zeros((0, *shape))])
 
-        names = np.concatenate([np.asarray(anno["name"], dtype=str) for anno in annos]) if annos else np.zeros(0, str)
+        names = np.concatenate([*(np.asarray(anno["name"], dtype=str) for anno in annos), np.zeros(0, dtype=str)])
         return cls(
-            names=np.char.lower(names.astype(str)),
+            names=np.char.lower(names),
             truncated=column("truncated"),
             occluded=column("occluded"),
             alpha=column("alpha"),
-            bbox=column("bbox", 4),
-            camera_boxes=np.concatenate(
-                [column("location", 3), column("dimensions", 3), column("rotation_y")[:, None]], 1
-            ),
+            bbox=column("bbox"),
+            camera_boxes=np.concatenate([column("location"), column("dimensions"), column("rotation_y")[:, None]], 1),
             score=column("score") if kind == "prediction" else np.zeros(sum(counts)),
             offsets=np.concatenate([[0], np.cumsum(counts)]).astype(np.int64),
         )
@@ -155,10 +153,9 @@ def _curves(gt, dt, overlaps, dontcare_overlaps, blocks, marks, use_dontcare, mi
         return precision, orientation
     thresholds = score_thresholds(collect_tp_scores(*common, min_overlap), num_valid_gt, NUM_SAMPLE_POINTS)
     counts = accumulate_counts(*common, gt.alpha, dt.alpha, min_overlap, thresholds, compute_aos)
-    predicted = counts[:, 0] + counts[:, 1]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        precision[: len(thresholds)] = np.where(predicted > 0, counts[:, 0] / predicted, 0.0)
-        orientation[: len(thresholds)] = np.where(predicted > 0, counts[:, 3] / predicted, 0.0)
+    predicted = counts[:, 0] + counts[:, 1]  # TP + FP
+    np.divide(counts[:, 0], predicted, out=precision[: len(thresholds)], where=predicted > 0)
+    np.divide(counts[:, 3], predicted, out=orientation[: len(thresholds)], where=predicted > 0)
     # each point takes the best value at equal or higher recall
     return np.maximum.accumulate(precision[::-1])[::-1], np.maximum.accumulate(orientation[::-1])[::-1]
 
@@ -176,8 +173,8 @@ def average_precision_40(curve: np.ndarray) -> float:
 def _evaluate(gt, dt, classes, metrics, compute_aos, progress):
     """``{(type key, class, overlap set): [3 difficulties, 2 (AP11, AP40)]}``."""
     aps = {}
-    tasks = [(metric, name, difficulty) for metric in metrics for name in classes for difficulty in range(3)]
-    bar = tqdm(total=len(tasks), desc="KITTI evaluation", unit="curve", disable=not progress, delay=1.0)
+    bar = tqdm(total=len(metrics) * len(classes) * len(DIFFICULTIES), desc="KITTI evaluation", unit="curve",
+               disable=not progress, delay=1.0)
     for metric in metrics:
         overlaps, blocks = framewise_overlaps(
             metric.overlap_kind, dt.boxes_for(metric.overlap_kind), dt.offsets,
