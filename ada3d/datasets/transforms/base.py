@@ -28,3 +28,9 @@ def augmentation_rng() -> np.random.Generator:
     differently in each worker, so augmentations are reproducible and differ between workers.
     """
     return np.random.default_rng(int(torch.randint(0, 2**62, ()).item()))
+
+
+def check_local_backend(backend_args: dict | None) -> None:
+    """Accept mmdet3d configs' ``backend_args=None`` (local files); refuse other file backends loudly."""
+    if backend_args is not None:
+        raise ValueError(f"only local files are supported: backend_args must be None, got {backend_args}")

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 from mmengine.logging import print_log
 
-from ada3d.datasets.transforms.base import BaseTransform, augmentation_rng
+from ada3d.datasets.transforms.base import BaseTransform, augmentation_rng, check_local_backend
 from ada3d.datasets.transforms.box_collision import bev_corners, bev_overlaps
 from ada3d.registry import TRANSFORMS
 from ada3d.structures import points_in_boxes
@@ -48,6 +48,7 @@ class DataBaseSampler:
         classes: the dataset's classes; sampled objects get their index as label.
         points_loader: :class:`LoadPointsFromFile` config for the object files (default 4 float32 columns, all
             used); empty object files are accepted.
+        backend_args: mmdet3d's file-backend settings; only local files are read, so it must be None.
     """
 
     PREPARE_KEYS = ("filter_by_difficulty", "filter_by_min_points")
@@ -61,7 +62,9 @@ class DataBaseSampler:
         sample_groups: dict,
         classes: Sequence[str],
         points_loader: dict | None = None,
+        backend_args: dict | None = None,
     ) -> None:
+        check_local_backend(backend_args)
         self.info_path = Path(info_path)
         self.data_root = Path(data_root)
         self.rate = rate

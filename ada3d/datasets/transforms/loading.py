@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from ada3d.datasets.io import drop_non_finite, load_points
-from ada3d.datasets.transforms.base import BaseTransform
+from ada3d.datasets.transforms.base import BaseTransform, check_local_backend
 from ada3d.registry import TRANSFORMS
 
 
@@ -24,6 +24,7 @@ class LoadPointsFromFile(BaseTransform):
         use_dim: the columns to keep: a count (the first ``use_dim``) or a list of indices.
         norm_intensity: squash column 3 (intensity) with ``tanh``.
         allow_empty: accept files without points (object crops of the GT database may be empty).
+        backend_args: mmdet3d's file-backend settings; only local files are read, so it must be None.
     """
 
     def __init__(
@@ -33,7 +34,9 @@ class LoadPointsFromFile(BaseTransform):
         use_dim: int | Sequence[int] = 4,
         norm_intensity: bool = False,
         allow_empty: bool = False,
+        backend_args: dict | None = None,
     ) -> None:
+        check_local_backend(backend_args)
         if coord_type != "LIDAR":
             raise ValueError(f"LoadPointsFromFile reads LiDAR point clouds only (coord_type='LIDAR'), got {coord_type}")
         self.coord_type = coord_type

@@ -193,6 +193,9 @@ def test_load_points_from_file_options_and_errors(tmp_path, logged):
         LoadPointsFromFile(load_dim=4, use_dim=[0, 1, 4])
     with pytest.raises(ValueError, match="LiDAR"):
         LoadPointsFromFile(coord_type="DEPTH")
+    with pytest.raises(ValueError, match="only local files"):
+        LoadPointsFromFile(backend_args=dict(backend="petrel"))
+    assert LoadPointsFromFile(backend_args=None).load_dim == 4  # mmdet3d configs pass backend_args=None
 
 
 def _segments_cross(p, q, r, s) -> bool:
