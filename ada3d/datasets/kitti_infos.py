@@ -111,8 +111,8 @@ def frame_instances(objects: list[KittiObject], calib: KittiCalib, points: np.nd
     difficulty = kitti_difficulty(
         bboxes[:, 3] - bboxes[:, 1], [obj.occluded for obj in objects], [obj.truncated for obj in objects]
     )
-    # the gravity centre: half the height above the bottom centre (camera y points down)
-    centres = boxes_cam[:, :3] - np.stack([np.zeros(len(objects)), boxes_cam[:, 4] / 2, np.zeros(len(objects))], 1)
+    centres = boxes_cam[:, :3].copy()
+    centres[:, 1] -= boxes_cam[:, 4] / 2  # the gravity centre, half the height above the bottom (camera y is down)
     homogeneous = centres @ calib.cam2img[:3, :3].T + calib.cam2img[:3, 3]
     indices = np.cumsum(cared) - 1
 
