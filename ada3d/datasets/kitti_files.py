@@ -7,6 +7,7 @@ dimensions in metres, location the bottom centre in the rectified camera frame, 
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -48,12 +49,12 @@ class KittiCalib:
     @property
     def lidar2cam(self) -> np.ndarray:
         """4x4 LiDAR -> rectified camera transform (``R0_rect @ Tr_velo_to_cam``)."""
-        return _pad4(self.R0_rect) @ _pad4(self.Tr_velo_to_cam)
+        return pad_to_4x4(self.R0_rect) @ pad_to_4x4(self.Tr_velo_to_cam)
 
     @property
     def cam2img(self) -> np.ndarray:
         """4x4-padded projection of the left colour camera (``P2``)."""
-        return _pad4(self.P2)
+        return pad_to_4x4(self.P2)
 
 
 _CALIB_SHAPES = {"P0": (3, 4), "P1": (3, 4), "P2": (3, 4), "P3": (3, 4), "R0_rect": (3, 3),
@@ -62,7 +63,8 @@ _CALIB_SHAPES = {"P0": (3, 4), "P1": (3, 4), "P2": (3, 4), "P3": (3, 4), "R0_rec
 _CALIB_ALIASES = {"R_rect": "R0_rect", "Tr_velo_cam": "Tr_velo_to_cam", "Tr_imu_velo": "Tr_imu_to_velo"}
 
 
-def _pad4(matrix: np.ndarray) -> np.ndarray:
+def pad_to_4x4(matrix: np.ndarray) -> np.ndarray:
+    """``matrix`` (3x3 or 3x4) in the top-left of a 4x4 identity, as homogeneous transforms are stored."""
     padded = np.eye(4)
     padded[: matrix.shape[0], : matrix.shape[1]] = matrix
     return padded
@@ -136,3 +138,26 @@ def format_label_line(obj: KittiObject) -> str:
 def write_label_file(path: str | Path, objects: list[KittiObject]) -> None:
     """Write ``objects`` as a KITTI label file (an empty file for a frame without objects)."""
     Path(path).write_text("".join(format_label_line(obj) + "\n" for obj in objects))
+
+
+def read_image_set(path: str | Path) -> list[str]:
+    """Frame ids of a KITTI ``ImageSets/*.txt`` split file (one 6-digit id a line), in file order.
+
+    Raises:
+        FileNotFoundError: if the file does not exist.
+        ValueError: naming file and line, if a line is not a frame id or an id repeats.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"KITTI split file not found: {path}")
+    ids: list[str] = []
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        frame = line.strip()
+        if not frame:
+            continue
+        if not frame.isdigit():
+            raise ValueError(f"{path}:{number}: a split file lists frame ids like 000042, got {frame!r}")
+        ids.append(frame)
+    if repeated := sorted(frame for frame, count in Counter(ids).items() if count > 1):
+        raise ValueError(f"{path}: frame ids listed more than once: {', '.join(repeated[:10])}")
+    return ids

@@ -1,4 +1,14 @@
-"""Hard voxelisation in torch: sort-based, deterministic, the same on CPU and GPU."""
+"""Voxelisation in torch, the same on CPU and GPU.
+
+Two flavours, both with the grid convention of mmcv / OpenPCDet: a point ``p`` falls in cell
+``floor((p - range_min) / voxel_size)``; points outside ``[x0, x1) x [y0, y1) x [z0, z1)`` belong to no voxel;
+coordinates are ``(z, y, x)``.
+
+* :func:`hard_voxelize`: points grouped per voxel, at most ``max_points`` per voxel and ``max_voxels`` voxels
+  (fixed-size tensors for :class:`~ada3d.models.voxel_encoders.HardSimpleVFE`).
+* :func:`dynamic_voxelize`: only the voxel coordinate of every point, every point kept
+  (for :class:`~ada3d.models.voxel_encoders.DynamicSimpleVFE`).
+"""
 
 from __future__ import annotations
 
@@ -29,6 +39,44 @@ def grid_shape(voxel_size: Sequence[float], point_cloud_range: Sequence[float]) 
     )
 
 
+def _point_cells(
+    points: torch.Tensor, voxel_size: Sequence[float], point_cloud_range: Sequence[float]
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Voxel cell ``(z, y, x)`` (long ``[N, 3]``) of every point and whether it lies in the grid (bool ``[N]``)."""
+    if points.dim() != 2 or points.shape[1] < 3:
+        raise ValueError(f"points must be [N, C>=3] with x, y, z first, got shape {tuple(points.shape)}")
+    if len(voxel_size) != 3 or len(point_cloud_range) != 6:
+        raise ValueError(
+            f"voxel_size needs 3 values and point_cloud_range 6, got {list(voxel_size)} and {list(point_cloud_range)}"
+        )
+    device = points.device
+    shape_zyx = grid_shape(voxel_size, point_cloud_range)
+    lower = torch.tensor(point_cloud_range[:3], dtype=points.dtype, device=device)
+    size = torch.tensor(voxel_size, dtype=points.dtype, device=device)
+    cell_xyz = torch.floor((points[:, :3] - lower) / size).long()
+    inside = ((cell_xyz >= 0) & (cell_xyz < torch.tensor(shape_zyx[::-1], device=device))).all(dim=1)
+    inside &= torch.isfinite(points[:, :3]).all(dim=1)  # NaN -> long is undefined; never trust its cell
+    return cell_xyz.flip(1), inside
+
+
+def dynamic_voxelize(
+    points: torch.Tensor, voxel_size: Sequence[float], point_cloud_range: Sequence[float]
+) -> torch.Tensor:
+    """Voxel coordinate of every point.
+
+    Args:
+        points: ``[N, C]`` points, columns ``x, y, z`` (metres) first.
+        voxel_size: ``(dx, dy, dz)`` in metres.
+        point_cloud_range: ``[x0, y0, z0, x1, y1, z1]`` in metres.
+
+    Returns:
+        ``[N, 3]`` int32 ``(z, y, x)`` on the device of ``points``; ``(-1, -1, -1)`` for points outside the range
+        (NaN coordinates count as outside).
+    """
+    cells, inside = _point_cells(points, voxel_size, point_cloud_range)
+    return torch.where(inside.unsqueeze(1), cells, torch.full_like(cells, -1)).int()
+
+
 def hard_voxelize(
     points: torch.Tensor,
     voxel_size: Sequence[float],
@@ -51,18 +99,13 @@ def hard_voxelize(
     Returns:
         :class:`Voxels` on the device of ``points``.
     """
-    if points.dim() != 2 or points.shape[1] < 3:
-        raise ValueError(f"points must be [N, C>=3] with x, y, z first, got shape {tuple(points.shape)}")
     if max_points < 1 or max_voxels < 1:
         raise ValueError(f"max_points and max_voxels must be >= 1, got {max_points} and {max_voxels}")
     device = points.device
+    cells, inside = _point_cells(points, voxel_size, point_cloud_range)
     shape_zyx = grid_shape(voxel_size, point_cloud_range)
-    lower = torch.tensor(point_cloud_range[:3], dtype=points.dtype, device=device)
-    size = torch.tensor(voxel_size, dtype=points.dtype, device=device)
-    cell_xyz = torch.floor((points[:, :3] - lower) / size).long()
-    inside = ((cell_xyz >= 0) & (cell_xyz < torch.tensor(shape_zyx[::-1], device=device))).all(dim=1)
     point_rows = inside.nonzero().squeeze(1)
-    cell_zyx = cell_xyz[point_rows].flip(1)
+    cell_zyx = cells[point_rows]
     keys = (cell_zyx[:, 0] * shape_zyx[1] + cell_zyx[:, 1]) * shape_zyx[2] + cell_zyx[:, 2]
 
     unique_keys, voxel_of_point = torch.unique(keys, return_inverse=True)

@@ -1,5 +1,5 @@
 """Voxel feature encoders: points per voxel -> one feature vector per voxel."""
 
-from ada3d.models.voxel_encoders.mean_vfe import HardSimpleVFE
+from ada3d.models.voxel_encoders.mean_vfe import DynamicSimpleVFE, HardSimpleVFE
 
-__all__ = ["HardSimpleVFE"]
+__all__ = ["DynamicSimpleVFE", "HardSimpleVFE"]
