@@ -32,7 +32,8 @@ class GroupResult:
         default_config: what the layers run untuned (``sparse_ops.conv.default_config``).
         default_ms: the default's time, None if it failed.
         cached: the choice was read from the cache, nothing was timed.
-        num_timed: configurations timed for this group (0 on a cache hit).
+        num_timed: configurations timed for this group (0 on a cache hit), failed ones included.
+        num_failed: of those, the ones that raised (did not compile, did not fit): skipped.
     """
 
     layers: tuple[str, ...]
@@ -44,6 +45,7 @@ class GroupResult:
     default_ms: float | None
     cached: bool
     num_timed: int
+    num_failed: int = 0
 
     @property
     def speedup(self) -> float | None:
@@ -99,6 +101,7 @@ class TuningReport:
         for group in self.groups:
             speedup = "-" if group.speedup is None else f"{group.speedup:.2f}x"
             source = "cache" if group.cached else f"timed {group.num_timed}"
+            source += f" ({group.num_failed} failed)" if group.num_failed else ""
             cells = [", ".join(group.layers), group.signature, group.bucket, describe(group.config, self.mode)]
             cells += [_ms(group.time_ms), _ms(group.default_ms), speedup, source]
             lines.append("| " + " | ".join(cells) + " |")

@@ -181,7 +181,8 @@ def _tune_group(
         _apply(group, best)
         store.put(key, CacheEntry(best, times[best], default_ms))
     return GroupResult(**described, config=best, time_ms=None if best is None else times[best], default_config=default,
-                       default_ms=default_ms, cached=False, num_timed=len(times))  # fmt: skip
+                       default_ms=default_ms, cached=False, num_timed=len(times),
+                       num_failed=sum(ms is None for ms in times.values()))  # fmt: skip
 
 
 def _time_candidate(group: LayerGroup, config: ConvConfig, mode: str, timer: Timer) -> float | None:

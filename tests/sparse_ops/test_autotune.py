@@ -1,8 +1,9 @@
 """The autotuner: groups by shared kernel map, picks the fastest candidate, caches the choice on disk.
 
 Timings come from an injected fake timer (a cost per configuration), so the tests do not depend on the
-speed of this machine; Triton candidates run in Triton's CPU interpreter (tests/conftest.py) on tiny
-inputs. One test runs the real timer end to end (gather-scatter, the only CPU candidate).
+speed of this machine; Triton candidates run on the GPU where there is one, else in Triton's CPU
+interpreter (tests/conftest.py) on tiny inputs. The real timer runs end to end on the CPU
+(gather-scatter, the only CPU candidate) and, where there is one, on the GPU (every dataflow).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import pytest
 import torch
 
 import sparse_ops
+from sparse_ops import SparseTensor
 from sparse_ops.autotune import (
     CACHE_ENV,
     MedianTimer,
@@ -26,6 +28,7 @@ from sparse_ops.conv import ConvConfig
 from sparse_ops.nn import SparseConv3d, SparseConvolution, SparseInverseConv3d, SparseSequential, SubMConv3d
 from tests.sparse_ops.cases import random_sparse_tensor
 
+DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 GS = ConvConfig("gather_scatter")
 IG = ConvConfig("implicit_gemm", 16, 16, 16, wgrad_row_blocks=2)
 IGS = ConvConfig("implicit_gemm_sorted", 16, 16, 16)
@@ -34,10 +37,10 @@ CANDIDATES = [GS, IG, IGS]
 GROUPS = [("0", "2"), ("3",), ("4",), ("5",)]
 
 
-def _network() -> SparseSequential:
+def _network(device: str = DEVICE) -> SparseSequential:
     """Two SubM layers on one map (``subm1``), a strided conv, a SubM layer, the strided conv's inverse."""
     torch.manual_seed(0)
-    return SparseSequential(
+    network = SparseSequential(
         SubMConv3d(2, 4, 3, indice_key="subm1"),
         torch.nn.BatchNorm1d(4),
         SubMConv3d(4, 4, 3, indice_key="subm1"),
@@ -45,11 +48,13 @@ def _network() -> SparseSequential:
         SubMConv3d(8, 8, 3, indice_key="subm2"),
         SparseInverseConv3d(8, 4, 3, indice_key="down1"),
     )
+    return network.to(device)
 
 
-def _input(spatial_shape=(4, 6, 6), dtype: torch.dtype = torch.float32):
+def _input(spatial_shape=(4, 6, 6), dtype: torch.dtype = torch.float32, device: str = DEVICE) -> SparseTensor:
     """About 40 sites (30 % of the grid), two channels."""
-    return random_sparse_tensor(spatial_shape, 1, 2, 0.3, seed=0, dtype=dtype)
+    x = random_sparse_tensor(spatial_shape, 1, 2, 0.3, seed=0, dtype=dtype)
+    return SparseTensor(x.features.to(device), x.indices.to(device), x.spatial_shape, x.batch_size)
 
 
 def _configs(network) -> dict[str, ConvConfig | None]:
@@ -222,6 +227,7 @@ def test_failing_candidates_are_skipped_and_all_failing_keeps_the_configs():
     report = sparse_ops.tune(network, (x,), candidates=CANDIDATES, search="exhaustive", cache=False,
                              timer=FakeTimer(broken_sorted), progress=False)  # fmt: skip
     assert set(_configs(network).values()) == {GS} and report.num_timed == len(GROUPS) * 3
+    assert [group.num_failed for group in report.groups] == [1] * len(GROUPS) and "(1 failed)" in report.format()
 
     def broken(names, config):
         raise RuntimeError("does not compile")
@@ -235,7 +241,7 @@ def test_failing_candidates_are_skipped_and_all_failing_keeps_the_configs():
 
 def test_real_timer_end_to_end_on_cpu(tmp_path):
     path = tmp_path / "autotune.json"
-    network, x = _network(), _input()
+    network, x = _network("cpu"), _input(device="cpu")
     report = sparse_ops.tune(network, (x,), cache=path, warmup=1, repeats=2, progress=False)
     assert set(_configs(network).values()) == {GS}  # the only sound CPU candidate
     assert report.num_timed == len(GROUPS)
@@ -243,6 +249,25 @@ def test_real_timer_end_to_end_on_cpu(tmp_path):
     assert report.device.startswith("cpu") and report.dtype == "float32"
     again = sparse_ops.tune(network, lambda: network(x), cache=path, warmup=1, repeats=2, progress=False)
     assert again.num_timed == 0 and len(again.cached_layers) == 5
+
+
+@pytest.mark.gpu
+def test_real_timer_on_cuda_tunes_every_group_and_keeps_the_output(tmp_path):
+    """The full GPU path: default candidates, Triton compilation in the warm-up, CUDA-graph timing."""
+    torch.backends.cuda.matmul.allow_tf32 = False
+    path = tmp_path / "autotune.json"
+    network, x = _network("cuda").eval(), _input(device="cuda")
+    with torch.no_grad():
+        before = network(x).features
+    report = sparse_ops.tune(network, (x,), cache=path, warmup=1, repeats=3, progress=False)
+    assert all(group.config is not None and group.time_ms > 0 for group in report.groups), report.format()
+    assert sum(group.num_failed for group in report.groups) == 0, report.format()
+    assert report.num_timed >= 3 * len(GROUPS)  # at least gather-scatter and both implicit-GEMM variants
+    with torch.no_grad():
+        after = network(x).features
+    torch.testing.assert_close(after, before, rtol=1e-4, atol=1e-5)
+    again = sparse_ops.tune(_network("cuda"), (x,), cache=path, warmup=1, repeats=3, progress=False)
+    assert again.num_timed == 0 and [g.config for g in again.groups] == [g.config for g in report.groups]
 
 
 def test_median_timer_runs_warmup_then_repeats():
