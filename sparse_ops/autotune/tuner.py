@@ -40,7 +40,7 @@ def tune(
     """Time candidate configurations per group of layers sharing a kernel map, and set the fastest.
 
     The model runs once on ``inputs`` (under ``no_grad``, in ``eval()`` for inference and ``train()``
-    for training; its train flags, parameters and buffers are restored afterwards) to record each
+    for training; its train flags and buffers, BN statistics included, are restored afterwards) to record each
     :class:`~sparse_ops.nn.SparseConvolution`'s input and kernel map. Layers that ran on one map form a
     group; each group's candidates are timed on those real inputs, all layers of the group together,
     and the fastest is set as ``module.config`` on each of them. Choices are cached on disk, keyed by
@@ -84,10 +84,12 @@ def tune(
     path = None if cache is False else default_cache_path() if cache is True else Path(cache)
     store = TuningCache(path)
     timer = MedianTimer(warmup, repeats) if timer is None else timer
-    results = [
-        _tune_group(group, mode, candidates, search, store, timer) for group in _progress(groups, enabled=progress)
-    ]
-    store.save()
+    results = []
+    try:
+        for group in _progress(groups, enabled=progress):
+            results.append(_tune_group(group, mode, candidates, search, store, timer))
+    finally:  # an interrupted run keeps the groups it finished
+        store.save()
     first = groups[0]
     return TuningReport(mode, device_name(first.device), _dtype_key(first), tuple(results), path)
 
