@@ -17,7 +17,7 @@ def test_sparse_benchmark_prints_and_appends_a_table(tmp_path, capsys):
     argv = [
         "sparse",
         "--data-root",
-        KITTI_DEMO_ROOT,
+        str(KITTI_DEMO_ROOT),
         "--frames",
         "000076",
         "--repeats",
