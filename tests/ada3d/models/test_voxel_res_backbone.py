@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from ada3d.models.middle_encoders import SparseBasicBlock, VoxelResBackBone8x
 from ada3d.registry import MODELS
 from sparse_ops import SparseTensor
+from sparse_ops.kmap.capacity import CapacityPlan, padded_execution
 from sparse_ops.nn import SparseConvolution, SparseSequential
 from tests.sparse_ops.cases import random_sparse_tensor
 
@@ -144,3 +145,22 @@ def test_encoder_matches_dense_reference_with_an_empty_sample():
     assert bev.shape == (2, encoder.out_channels, 2, 2)
     torch.testing.assert_close(bev, expected.reshape(bev.shape), rtol=1e-10, atol=1e-12)
     assert bev[0].abs().sum() > 0 and bev[1].abs().sum() == 0
+
+
+def test_padded_execution_as_cuda_graphs_run_it_changes_nothing():
+    """The CudaGraphRunner pads inputs with batch -1 rows and sizes strided outputs by fixed capacities;
+    residual additions and the dense output must ignore both."""
+    encoder = _randomised(VoxelResBackBone8x(5, TINY_SHAPE, channels=(4, 6, 8, 8), output_channels=6), seed=4)
+    x = random_sparse_tensor(TINY_SHAPE, 2, 5, 0.05, seed=5)
+    padding = 37
+    features = torch.cat([x.features, torch.randn(padding, 5, dtype=x.features.dtype)])
+    indices = torch.cat([x.indices, torch.full((padding, 4), -1, dtype=torch.int32)])
+    with torch.no_grad():
+        expected = encoder(x.features, x.indices, 2)
+        learned = CapacityPlan()
+        with padded_execution(learned):
+            encoder(x.features, x.indices, 2)
+        with padded_execution(CapacityPlan([int(c) + 11 for c in learned.counts])):
+            padded = encoder(features, indices, 2)
+    assert len(learned.counts) == 4  # conv2, conv3, conv4 and conv_out are strided
+    torch.testing.assert_close(padded, expected, rtol=1e-12, atol=1e-12)
