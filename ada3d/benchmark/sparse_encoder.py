@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from ada3d.benchmark.inputs import PointCloud, Voxelization
+from ada3d.benchmark.inputs import EncoderInput, PointCloud, Voxelization, cyclic_batches, voxelize_batch
 from ada3d.benchmark.weights import seeded_encoder
 from ada3d.datasets.io import load_points
 from ada3d.models.middle_encoders import SparseEncoder
@@ -49,6 +49,12 @@ def voxelize_frame(path: Path, device: torch.device, batch_index: int = 0) -> tu
     cloud = load_kitti_frame(path)
     features, coors = KITTI_VOXELIZATION(cloud.points.to(device), batch_index)
     return features, coors, len(cloud.points)
+
+
+def build_inputs(paths: list[Path], device: torch.device, batch_size: int = 1) -> list[EncoderInput]:
+    """KITTI scans voxelised on ``device`` in batches of ``batch_size`` (wrapping around, see ``cyclic_batches``)."""
+    batches = cyclic_batches([load_kitti_frame(p) for p in paths], batch_size)
+    return [voxelize_batch(name, clouds, KITTI_VOXELIZATION, device) for name, clouds in batches]
 
 
 def build_encoder(device: torch.device, dtype: torch.dtype, seed: int = 0) -> SparseEncoder:

@@ -12,7 +12,7 @@ from ada3d.benchmark import centerpoint_nus
 from ada3d.benchmark.centerpoint_nus import NUSCENES_VOXELIZATION, augmented_batch, load_keyframe, merge_sweeps
 from ada3d.benchmark.inputs import PointCloud, cyclic_batches, voxelize_batch
 from ada3d.benchmark.scenarios import SCENARIOS, DataOptions, build_scenario
-from ada3d.benchmark.sparse_encoder import KITTI_VOXELIZATION
+from ada3d.benchmark.sparse_encoder import KITTI_VOXELIZATION, build_inputs
 from tests.conftest import KITTI_DEMO_ROOT
 
 NUSCENES_DEMO_ROOT = Path(KITTI_DEMO_ROOT).parent / "nuscenes"
@@ -105,3 +105,11 @@ def test_scenarios_build_their_batches_from_the_demo_data():
         build_scenario("pointpillars")
     with pytest.raises(FileNotFoundError, match="000999"):
         build_scenario("second-kitti", DataOptions(KITTI_DEMO_ROOT, ("000999",))).batches(1)
+
+
+def test_kitti_inputs_in_batches():
+    path = Path(KITTI_DEMO_ROOT) / "training" / "velodyne" / "000076.bin"
+    (batch,) = build_inputs([path], torch.device("cpu"), batch_size=2)
+    assert batch.name == "000076+000076" and batch.batch_size == 2 and batch.num_points == 2 * 114380
+    assert torch.bincount(batch.coors[:, 0]).tolist() == [35530, 35530]
+    assert batch.features.shape == (2 * 35530, 4)
