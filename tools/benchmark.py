@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
         os.environ["OMP_NUM_THREADS"] = str(args.threads)
     import torch
 
-    from ada3d.benchmark.engines import build_engines, set_dataflow, set_tf32
+    from ada3d.benchmark.engines import build_engines, set_dataflow
     from ada3d.benchmark.inputs import voxelize_batch
     from ada3d.benchmark.report import environment, report
     from ada3d.benchmark.runner import DTYPES, profile_inference, run_scenario
@@ -106,7 +106,6 @@ def main(argv: list[str] | None = None) -> int:
             encoder = scenario.build_encoder(device, DTYPES[dtype])
             set_dataflow(encoder, config)
             engines = build_engines(encoder, args.cuda_graphs, args.compare_spconv)
-            set_tf32(args.tf32)
             settings = (
                 f"engines {', '.join(e.name for e in engines)}, dataflow {args.dataflow}, "
                 f"median of {args.repeats} after {args.warmup} warm-up runs"

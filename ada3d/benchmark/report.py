@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.metadata
 import math
 import platform
+import sys
 
 import torch
 
@@ -20,12 +21,18 @@ def environment(device: torch.device) -> str:
         where = torch.cuda.get_device_name(device)
     else:
         where = f"CPU {platform.processor() or platform.machine()}, {torch.get_num_threads()} thread(s)"
-    versions = [f"torch {torch.__version__}"]
-    distributions = importlib.metadata.packages_distributions()  # import name -> installed distributions
-    for package in ("triton", "spconv"):
-        for distribution in distributions.get(package, [])[:1]:  # e.g. spconv comes as spconv-cu126
-            versions.append(f"{package} {importlib.metadata.version(distribution)}")
+    versions = [f"{package} {_version(package)}" for package in ("torch", "triton", "spconv") if _version(package)]
     return ", ".join([where, *versions])
+
+
+def _version(package: str) -> str | None:
+    """The version of an imported package, else of the installed distribution providing it (None: neither)."""
+    module = sys.modules.get(package)
+    if getattr(module, "__version__", None):
+        return str(module.__version__)
+    for distribution in importlib.metadata.packages_distributions().get(package, [])[:1]:  # e.g. spconv-cu126
+        return importlib.metadata.version(distribution)
+    return None
 
 
 def title(run: ScenarioRun, environment_line: str, settings: str) -> str:

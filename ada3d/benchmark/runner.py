@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import torch
 from tqdm import tqdm
 
-from ada3d.benchmark.engines import Engine, restored_state
+from ada3d.benchmark.engines import Engine, restored_state, set_tf32
 from ada3d.benchmark.inputs import EncoderInput, voxelize_batch
 from ada3d.benchmark.scenarios import Scenario
 from ada3d.benchmark.timing import Measurement, measure
@@ -87,8 +87,10 @@ def run_scenario(
     The engines must hold the scenario's encoder in ``DTYPES[dtype]`` on ``device``. Per batch, the
     outputs of one inference of each engine are compared first, then each engine is timed alone.
     Training runs restore the weights and BatchNorm statistics afterwards, so the order of engines
-    and batches changes nothing.
+    and batches changes nothing. ``tf32`` sets the global TF32 switches of torch and spconv
+    (:func:`~ada3d.benchmark.engines.set_tf32`) for the whole run, on or off.
     """
+    set_tf32(tf32)
     torch_dtype = DTYPES[dtype]
     names = [engine.name for engine in engines]
     reference = "spconv" if "spconv" in names else names[0]
