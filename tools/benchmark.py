@@ -4,22 +4,44 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+SCENARIO_NAMES = ("second-kitti", "centerpoint-nus", "centerpoint-nus-multisweep")  # ada3d.benchmark.scenarios
+
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
-    sparse = commands.add_parser("sparse", help="SECOND SparseEncoder on real KITTI frames (ours vs spconv v2)")
+    sparse = commands.add_parser(
+        "sparse",
+        help="sparse 3D encoders on real LiDAR data: ours (eager / CUDA graphs) vs spconv v2",
+        description="Time sparse 3D encoders on real LiDAR scans: inference (forward incl. kernel-map building) "
+        "and training (forward + backward), median ms, peak memory, speed-up over spconv v2 with the same "
+        "weights and inputs, outputs cross-checked. One markdown table per scenario x dtype x batch size.",
+    )
+    sparse.add_argument(
+        "--scenario",
+        nargs="+",
+        default=["second-kitti"],
+        choices=[*SCENARIO_NAMES, "all"],
+        help="second-kitti: SECOND SparseEncoder on KITTI scans; centerpoint-nus: CenterPoint VoxelResBackBone8x "
+        "on the nuScenes keyframe; centerpoint-nus-multisweep: the keyframe merged with synthetic sweeps",
+    )
     sparse.add_argument("--data-root", default="demo/data/kitti", help="KITTI root with training/velodyne/*.bin")
-    sparse.add_argument("--frames", nargs="*", help="frame ids (default: every .bin)")
+    sparse.add_argument("--frames", nargs="*", help="KITTI frame ids (default: every .bin)")
+    sparse.add_argument(
+        "--nuscenes-root", default="demo/data/nuscenes", help="nuScenes root with samples/LIDAR_TOP/*.pcd.bin"
+    )
+    sparse.add_argument("--sweeps", type=int, default=10, help="frames merged in the multi-sweep scenario")
     sparse.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
-    sparse.add_argument("--dtype", default="fp32", choices=["fp32", "fp16", "bf16"])
-    sparse.add_argument("--batch-size", type=int, default=1, help="frames per batch")
+    sparse.add_argument("--dtype", nargs="+", default=["fp32"], choices=["fp32", "fp16", "bf16"])
+    sparse.add_argument("--batch-size", nargs="+", type=int, default=[1], help="samples per batch (several allowed)")
+    sparse.add_argument("--tf32", action="store_true", help="allow TF32 for fp32 in every engine (torch and spconv)")
+    sparse.add_argument("--cuda-graphs", action="store_true", help="also time our inference through CUDA graphs")
+    sparse.add_argument("--compare-spconv", action="store_true", help="also time spconv v2 with the same weights")
     sparse.add_argument("--threads", type=int, default=None, help="CPU threads (sets OMP_NUM_THREADS too)")
     sparse.add_argument("--warmup", type=int, default=2)
     sparse.add_argument("--repeats", type=int, default=5)
@@ -29,10 +51,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="force one dataflow on every conv: gather_scatter, implicit_gemm or implicit_gemm_sorted "
         "(default: each layer's default)",
     )
-    sparse.add_argument("--compare-spconv", action="store_true", help="also time spconv v2 with the same weights")
     sparse.add_argument("--profile", action="store_true", help="also print a torch-profiler table of one inference")
-    sparse.add_argument("--output", help="append the table (with device and command) to this markdown file")
-    return parser.parse_args(argv)
+    sparse.add_argument("--output", help="append the tables (with environment and command) to this markdown file")
+    args = parser.parse_args(argv)
+    if "all" in args.scenario:
+        args.scenario = list(SCENARIO_NAMES)
+    if args.sweeps < 1 or min(args.batch_size) < 1:
+        parser.error("--sweeps and --batch-size must be >= 1")
+    return args
 
 
 def _without_output(words: list[str]) -> list[str]:
@@ -48,13 +74,17 @@ def _without_output(words: list[str]) -> list[str]:
     return kept
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.threads is not None:  # before torch starts its thread pools
         os.environ["OMP_NUM_THREADS"] = str(args.threads)
     import torch
 
-    from ada3d.benchmark.sparse_encoder import DTYPES, format_table, kitti_frames, profile_inference, run_benchmark
+    from ada3d.benchmark.engines import build_engines, set_dataflow
+    from ada3d.benchmark.inputs import voxelize_batch
+    from ada3d.benchmark.report import environment, report
+    from ada3d.benchmark.runner import DTYPES, profile_inference, run_scenario
+    from ada3d.benchmark.scenarios import DataOptions, build_scenario
     from sparse_ops.conv import ConvConfig
 
     if args.threads is not None:
@@ -66,31 +96,44 @@ def main(argv: list[str] | None = None) -> None:
             "use --threads 1 for a valid comparison",
             file=sys.stderr,
         )
-    frames = kitti_frames(args.data_root, args.frames)
+    data = DataOptions(args.data_root, tuple(args.frames) if args.frames else None, args.nuscenes_root, args.sweeps)
+    scenarios = [build_scenario(name, data) for name in args.scenario]
     config = None if args.dataflow == "default" else ConvConfig(args.dataflow)
-    results = run_benchmark(
-        frames, device, DTYPES[args.dtype], args.batch_size, args.warmup, args.repeats, args.compare_spconv, config
-    )
-    if device.type == "cuda":
-        device_name = torch.cuda.get_device_name(device)
-    else:
-        device_name = f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} thread(s)"
-    title = (
-        f"SECOND SparseEncoder, {args.dtype}, batch {args.batch_size}, dataflow {args.dataflow}, {device_name}, "
-        f"torch {torch.__version__}, "
-        f"median of {args.repeats} after {args.warmup} warm-up runs"
-    )
-    table = format_table(results)
-    print(title)
-    print(table)
-    if args.profile:
-        print(f"\nProfile of one inference on {frames[0].stem}:")
-        print(profile_inference(frames[0], device, DTYPES[args.dtype], config))
-    if args.output:
-        command = "python tools/benchmark.py " + " ".join(_without_output(argv if argv is not None else sys.argv[1:]))
-        with open(args.output, "a") as f:
-            f.write(f"\n{title}\n\n`{command}`\n\n{table}\n")
+    command = "python tools/benchmark.py " + " ".join(_without_output(argv if argv is not None else sys.argv[1:]))
+    disagreements = []
+    for scenario in scenarios:
+        for dtype in args.dtype:
+            encoder = scenario.build_encoder(device, DTYPES[dtype])
+            set_dataflow(encoder, config)
+            engines = build_engines(encoder, args.cuda_graphs, args.compare_spconv)
+            settings = (
+                f"engines {', '.join(e.name for e in engines)}, dataflow {args.dataflow}, "
+                f"median of {args.repeats} after {args.warmup} warm-up runs"
+            )
+            for batch_size in args.batch_size:
+                run = run_scenario(scenario, engines, device, dtype, batch_size, args.warmup, args.repeats, args.tf32)
+                text = report(run, environment(device), settings, command)
+                print(f"\n{text}", flush=True)
+                disagreements += [
+                    f"{scenario.name} {run.precision} batch {batch_size}, {d}" for d in run.disagreements()
+                ]
+                if args.profile:
+                    name, clouds = scenario.batches(batch_size)[0]
+                    batch = voxelize_batch(name, clouds, scenario.voxelization, device)
+                    print(f"Profile of one {engines[0].name} inference on {name}:")
+                    print(profile_inference(engines[0], batch, DTYPES[dtype], device))
+                if args.output:
+                    with open(args.output, "a") as f:
+                        f.write(f"\n{text}")
+    if disagreements:
+        print(
+            f"error: {len(disagreements)} output(s) disagree with the reference engine beyond the dtype's tolerance "
+            "(marked (!) in the tables):\n  " + "\n  ".join(disagreements),
+            file=sys.stderr,
+        )
+        return 1
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

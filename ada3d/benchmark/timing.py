@@ -12,7 +12,13 @@ import torch
 
 @dataclass(frozen=True)
 class Measurement:
-    """Median and spread of repeated runs; ``peak_memory_mb`` only on CUDA (else None)."""
+    """Median and spread of repeated runs.
+
+    ``peak_memory_mb`` (CUDA only, else None): the most memory allocated at any point of the warm-up
+    and timed runs, minus what was allocated before them. It counts what the runs create and free
+    (activations, kernel maps, gradients) and what they keep (a CUDA graph's memory pool, captured
+    during warm-up), but not the weights and inputs that exist beforehand.
+    """
 
     median_ms: float
     min_ms: float
@@ -27,10 +33,14 @@ def _synchronize(device: torch.device) -> None:
 
 def measure(fn: Callable[[], object], device: torch.device, warmup: int = 2, repeats: int = 5) -> Measurement:
     """Run ``fn`` ``warmup`` times untimed, then ``repeats`` times timed (synchronised on CUDA)."""
+    if repeats < 1:
+        raise ValueError(f"repeats must be >= 1, got {repeats}")
+    if device.type == "cuda":
+        _synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        baseline = torch.cuda.memory_allocated(device)
     for _ in range(warmup):
         fn()
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
     times = []
     for _ in range(repeats):
         _synchronize(device)
@@ -38,9 +48,10 @@ def measure(fn: Callable[[], object], device: torch.device, warmup: int = 2, rep
         fn()
         _synchronize(device)
         times.append((time.perf_counter() - start) * 1e3)
-    peak = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
+    peak = (torch.cuda.max_memory_allocated(device) - baseline) / 2**20 if device.type == "cuda" else None
     return Measurement(statistics.median(times), min(times), max(times), peak)
 
 
 def geometric_mean(values: list[float]) -> float:
+    """The geometric mean (NaN for no values)."""
     return statistics.geometric_mean(values) if values else float("nan")
