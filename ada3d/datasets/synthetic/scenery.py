@@ -1,0 +1,211 @@
+"""Unlabelled scenery along the roads: buildings, fences, hedges, trees, bushes, street lights, signs and
+guard rails, as primitives. Their footprints go into the obstacle set so road users are not placed
+inside them.
+
+Scene kinds (KITTI's categories): ``city`` (continuous facades close to wide sidewalks, street trees),
+``residential`` (houses behind front yards with fences and hedges, yard trees, parked cars) and ``road``
+(a country road: no sidewalks, tree rows, bushes and guard rails, a farm house here and there).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ada3d.datasets.synthetic.footprints import FootprintSet, rectangles_overlap
+from ada3d.datasets.synthetic.ground import GroundModel
+from ada3d.datasets.synthetic.layout import Road
+from ada3d.datasets.synthetic.primitives import PrimitiveSet
+
+SCENE_KINDS = ("city", "residential", "road")
+FRONTAGE_RANGE = 90.0  # scenery is placed this far (metres) from the recording car along each road
+
+
+class _Frontage:
+    """Places scenery beside one side of one road, keeping every road corridor clear."""
+
+    def __init__(self, road: Road, side: int, roads: list[Road], primitives: PrimitiveSet, obstacles: FootprintSet,
+                 ground: GroundModel, rng: np.random.Generator):
+        self.road, self.side, self.primitives, self.obstacles, self.ground, self.rng = (
+            road, side, primitives, obstacles, ground, rng)
+        self.corridors = np.stack([other.corridor(margin=0.15) for other in roads])
+        self.edge = road.v_max + road.sidewalk_width if side > 0 else road.v_min - road.sidewalk_width
+        self.asphalt_edge = road.v_max if side > 0 else road.v_min
+        s_centre, _ = road.to_local(0.0, 0.0)
+        self.s_start = max(road.s_min, float(s_centre) - FRONTAGE_RANGE)
+        self.s_end = min(road.s_max, float(s_centre) + FRONTAGE_RANGE)
+
+    def _rectangle(self, s0, s1, offset0, offset1):
+        """Rectangle between distances ``offset0 < offset1`` outwards from the sidewalk's outer edge."""
+        v0, v1 = sorted((self.edge + self.side * offset0, self.edge + self.side * offset1))
+        return self.road.rectangle(s0, s1, v0, v1)
+
+    def _clear(self, rectangle) -> bool:
+        return not rectangles_overlap(rectangle, self.corridors).any() and self.obstacles.is_free(rectangle)
+
+    def _bottom(self, rectangle) -> float:
+        x, y = rectangle[0], rectangle[1]
+        reach = 0.5 * np.hypot(rectangle[2], rectangle[3])
+        xs, ys = x + reach * np.array([0, 1, -1, 0, 0]), y + reach * np.array([0, 0, 0, 1, -1])
+        return float(self.ground.height(xs, ys).min())
+
+    def box(self, s0, s1, offset0, offset1, height, reflectivity, dropout=0.0, density=0.0, z_from=0.0) -> bool:
+        """A box from ``z_from`` to ``height`` above the ground (from 0.3 m under it when ``z_from`` is 0, so
+        slopes leave no gap); False when the spot is taken."""
+        rectangle = self._rectangle(s0, s1, offset0, offset1)
+        if not self._clear(rectangle):
+            return False
+        ground = self._bottom(rectangle)
+        bottom = ground - 0.3 if z_from == 0.0 else ground + z_from
+        x, y, length, width, yaw = rectangle
+        self.primitives.add_box((x, y, bottom, length, width, ground + height - bottom, yaw), reflectivity,
+                                dropout=dropout, density=density)
+        self.obstacles.add(rectangle)
+        return True
+
+    def curb_offset(self, distance: float) -> float:
+        """Offset (as :meth:`world` takes it) of a spot ``distance`` metres outside the asphalt edge."""
+        return distance - self.road.sidewalk_width
+
+    def world(self, s, offset):
+        return self.road.to_world(s, self.edge + self.side * offset)
+
+
+def add_tree(primitives: PrimitiveSet, obstacles: FootprintSet, ground: GroundModel, x: float, y: float,
+             rng: np.random.Generator, scale: float = 1.0) -> bool:
+    """A trunk with a foliage crown (a volume rays penetrate); False when the spot is taken."""
+    trunk_r = float(rng.uniform(0.1, 0.25)) * scale
+    footprint = np.array([x, y, 2 * trunk_r, 2 * trunk_r, 0.0])
+    if not obstacles.is_free(footprint, margin=0.1):
+        return False
+    z = float(ground.height(x, y))
+    trunk_h = float(rng.uniform(1.8, 3.2)) * scale
+    crown_xy, crown_z = float(rng.uniform(1.3, 3.2)) * scale, float(rng.uniform(1.4, 3.0)) * scale
+    primitives.add_cylinder(x, y, z - 0.2, z + trunk_h + crown_z, trunk_r, float(rng.uniform(0.2, 0.4)))
+    primitives.add_ellipsoid(x, y, z + trunk_h + 0.8 * crown_z, crown_xy, crown_z, float(rng.uniform(0.3, 0.55)),
+                             density=float(rng.uniform(0.8, 2.5)))
+    obstacles.add(footprint)
+    return True
+
+
+def _street_light(frontage: _Frontage, s: float, rng):
+    x, y = frontage.world(s, frontage.curb_offset(0.5))
+    if not frontage.obstacles.is_free(np.array([x, y, 0.3, 0.3, 0.0])):
+        return
+    z = float(frontage.ground.height(x, y))
+    height = float(rng.uniform(6.0, 9.0))
+    frontage.primitives.add_cylinder(x, y, z - 0.2, z + height, 0.09, 0.35)
+    reach = float(rng.uniform(1.0, 2.0))
+    ax, ay = frontage.world(s, frontage.curb_offset(0.5 - reach / 2))
+    frontage.primitives.add_box((ax, ay, z + height - 0.2, 0.25, reach, 0.2, frontage.road.heading), 0.4)
+    frontage.obstacles.add(np.array([x, y, 0.3, 0.3, 0.0]))
+
+
+def _sign(frontage: _Frontage, s: float, rng):
+    x, y = frontage.world(s, frontage.curb_offset(0.4 if frontage.road.sidewalk_width > 0 else 0.8))
+    if not frontage.obstacles.is_free(np.array([x, y, 0.3, 0.3, 0.0])):
+        return
+    z = float(frontage.ground.height(x, y))
+    height = float(rng.uniform(2.0, 2.8))
+    frontage.primitives.add_cylinder(x, y, z - 0.2, z + height, 0.04, 0.35)
+    frontage.primitives.add_box((x, y, z + height - 0.05, 0.04, 0.65, 0.65, frontage.road.heading), 0.9)
+    frontage.obstacles.add(np.array([x, y, 0.3, 0.3, 0.0]))
+
+
+def _city(frontage: _Frontage, rng):
+    s = frontage.s_start + float(rng.uniform(0, 5))
+    while s < frontage.s_end:
+        length = float(rng.uniform(8, 30))
+        if rng.random() < 0.85:
+            setback = float(rng.uniform(0.0, 1.0))
+            frontage.box(s, s + length, setback, setback + float(rng.uniform(8, 18)), float(rng.uniform(6, 20)),
+                         float(rng.uniform(0.15, 0.5)), dropout=float(rng.uniform(0.0, 0.3)))
+        elif rng.random() < 0.5:  # a wall in front of a yard or car park
+            frontage.box(s, s + length, 0.1, 0.35, float(rng.uniform(1.0, 2.5)), float(rng.uniform(0.2, 0.5)))
+        s += length + (float(rng.uniform(0, 2)) if rng.random() < 0.7 else float(rng.uniform(4, 15)))
+    if frontage.road.sidewalk_width >= 2.5 and rng.random() < 0.6:
+        s = frontage.s_start + float(rng.uniform(0, 10))
+        while s < frontage.s_end:
+            x, y = frontage.world(s, frontage.curb_offset(float(rng.uniform(0.8, 1.2))))
+            add_tree(frontage.primitives, frontage.obstacles, frontage.ground, x, y, rng, scale=0.8)
+            s += float(rng.uniform(7, 14))
+
+
+def _residential(frontage: _Frontage, rng):
+    s = frontage.s_start + float(rng.uniform(0, 5))
+    while s < frontage.s_end:
+        lot = float(rng.uniform(12, 26))
+        boundary = rng.random()
+        if boundary < 0.35:  # fence with a driveway gap
+            gap = float(rng.uniform(2.5, 4.0))
+            frontage.box(s, s + lot - gap, 0.05, 0.12, float(rng.uniform(0.8, 1.6)), float(rng.uniform(0.2, 0.45)),
+                         dropout=float(rng.uniform(0.2, 0.6)))
+        elif boundary < 0.65:  # hedge
+            frontage.box(s, s + lot - float(rng.uniform(0, 4)), 0.1, float(rng.uniform(0.7, 1.3)),
+                         float(rng.uniform(0.8, 2.2)), float(rng.uniform(0.35, 0.55)), density=float(rng.uniform(2, 5)))
+        setback = float(rng.uniform(3.0, 9.0))
+        house = float(rng.uniform(7, min(14, lot - 1)))
+        start = s + float(rng.uniform(0, lot - house))
+        frontage.box(start, start + house, setback, setback + float(rng.uniform(7, 12)), float(rng.uniform(4.5, 9)),
+                     float(rng.uniform(0.15, 0.5)), dropout=float(rng.uniform(0.0, 0.2)))
+        for _ in range(rng.poisson(1.2)):
+            x, y = frontage.world(s + float(rng.uniform(0, lot)), float(rng.uniform(1.5, setback + 6)))
+            if rng.random() < 0.5:
+                add_tree(frontage.primitives, frontage.obstacles, frontage.ground, x, y, rng)
+            else:
+                _bush(frontage, x, y, rng)
+        s += lot
+
+
+def _bush(frontage: _Frontage, x: float, y: float, rng):
+    radius = float(rng.uniform(0.5, 1.5))
+    footprint = np.array([x, y, 2 * radius, 2 * radius, 0.0])
+    if rectangles_overlap(footprint, frontage.corridors).any() or not frontage.obstacles.is_free(footprint):
+        return
+    z = float(frontage.ground.height(x, y))
+    height = float(rng.uniform(0.5, 1.2)) * radius
+    frontage.primitives.add_ellipsoid(x, y, z + 0.6 * height, radius, height, float(rng.uniform(0.35, 0.55)),
+                                      density=float(rng.uniform(2, 5)))
+    frontage.obstacles.add(footprint)
+
+
+def _country(frontage: _Frontage, rng):
+    s = frontage.s_start
+    while s < frontage.s_end:
+        stretch = float(rng.uniform(20, 80))
+        choice = rng.random()
+        if choice < 0.45:  # tree row
+            spacing = float(rng.uniform(5, 14))
+            offset = float(rng.uniform(1.5, 6))
+            for ts in np.arange(s, s + stretch, spacing):
+                x, y = frontage.world(ts + float(rng.uniform(-1, 1)), offset + float(rng.uniform(-0.5, 0.5)))
+                add_tree(frontage.primitives, frontage.obstacles, frontage.ground, x, y, rng)
+        elif choice < 0.75:  # bushes and scrub
+            for _ in range(int(stretch / 4)):
+                x, y = frontage.world(s + float(rng.uniform(0, stretch)), float(rng.uniform(1.5, 12)))
+                _bush(frontage, x, y, rng)
+        elif choice < 0.85:  # farm house
+            setback = float(rng.uniform(8, 25))
+            frontage.box(s, s + float(rng.uniform(10, 20)), setback, setback + float(rng.uniform(8, 14)),
+                         float(rng.uniform(5, 10)), float(rng.uniform(0.2, 0.5)))
+        if rng.random() < 0.3:  # guard rail
+            frontage.box(s, s + stretch, 0.6, 0.7, 0.8, 0.6, z_from=0.45)
+        s += stretch
+
+
+def add_scenery(kind: str, roads: list[Road], primitives: PrimitiveSet, obstacles: FootprintSet, ground: GroundModel,
+                rng: np.random.Generator) -> None:
+    """Line every road of the scene with the scenery of ``kind`` (one of :data:`SCENE_KINDS`)."""
+    if kind not in SCENE_KINDS:
+        raise ValueError(f"unknown scene kind {kind!r}; expected one of {SCENE_KINDS}")
+    builder = {"city": _city, "residential": _residential, "road": _country}[kind]
+    for road in roads:
+        for side in (-1, 1):
+            frontage = _Frontage(road, side, roads, primitives, obstacles, ground, rng)
+            if road.sidewalk_width > 0:
+                s = frontage.s_start + float(rng.uniform(0, 20))
+                while s < frontage.s_end:
+                    _street_light(frontage, s, rng)
+                    s += float(rng.uniform(22, 40))
+            for _ in range(rng.poisson(1.5)):
+                _sign(frontage, float(rng.uniform(frontage.s_start, frontage.s_end)), rng)
+            builder(frontage, rng)
