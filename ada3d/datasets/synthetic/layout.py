@@ -77,10 +77,34 @@ class Road:
         return self.rectangle(self.s_min, self.s_max, self.v_min, self.v_max)
 
 
-def make_road(rng: np.random.Generator, origin, heading: float, s_range, lanes: int, parking, sidewalk: float,
-              curb: float) -> Road:
-    """A road with KITTI-town proportions: 3.0-3.6 m lanes, dashed lane lines, a solid or dashed centre."""
-    road = Road((float(origin[0]), float(origin[1])), float(heading), float(rng.uniform(3.0, 3.6)), lanes,
+@dataclass(frozen=True)
+class StreetProfile:
+    """Cross-section statistics of one scene kind's streets (metres; shares are probabilities).
+
+    The real scans are mostly narrow streets: walls, parked cars and hedges 4-8 m to the side in town,
+    continuous vegetation 5-10 m to the side on country roads.
+    """
+
+    lanes: tuple[int, ...]
+    lane_shares: tuple[float, ...]
+    lane_width: tuple[float, float]
+    parking_share: float
+    sidewalk: tuple[float, float]
+    sidewalk_share: float
+    crossing_share: float
+
+
+STREET_PROFILES = {
+    "city": StreetProfile((1, 2), (0.8, 0.2), (2.9, 3.4), 0.5, (1.5, 3.0), 1.0, 0.5),
+    "residential": StreetProfile((1,), (1.0,), (2.5, 3.0), 0.6, (1.0, 2.0), 0.85, 0.4),
+    "road": StreetProfile((1, 2), (0.75, 0.25), (3.25, 3.75), 0.0, (0.0, 0.0), 0.0, 0.15),
+}
+
+
+def make_road(rng: np.random.Generator, origin, heading: float, s_range, lanes: int, lane_width: float, parking,
+              sidewalk: float, curb: float) -> Road:
+    """A road with dashed lane lines, a solid or dashed centre line and edge lines where no curb is."""
+    road = Road((float(origin[0]), float(origin[1])), float(heading), float(lane_width), lanes,
                 (float(parking[0]), float(parking[1])), float(sidewalk), float(curb), *s_range)
     road.lines.append((0.0, bool(rng.random() < 0.6)))
     for k in range(1, lanes):

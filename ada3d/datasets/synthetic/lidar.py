@@ -9,9 +9,11 @@ Return model, per ray that hit a surface of reflectivity ``rho`` at range ``r`` 
   :attr:`SensorConfig.detection_range_grey`: dark and grazing surfaces vanish first at range;
 * independently lost with probability :attr:`SensorConfig.dropout` and the surface's own dropout (glass);
 * range noise ``N(0, range_noise)``;
-* intensity ``rho * texture * (0.6 + 0.4 cos) * falloff(r)`` with a log-normal surface texture and
-  ``falloff = 1 / (1 + (r / intensity_falloff_range)**6)``, clipped to [0, 1] and rounded to 0.01 as KITTI
-  stores it.
+* intensity ``rho * texture * lobe(cos) * falloff(r) - floor``, with a log-normal surface texture, the
+  lobe ``0.8 + 0.2 cos`` of a matte surface or ``cos**gloss`` of a glossy one (car paint, glass),
+  ``falloff = 1 / (1 + (r / intensity_falloff_range)**6)`` and :data:`INTENSITY_FLOOR`; clipped to
+  [0, 1] and rounded to 0.01 as KITTI stores it. The floor turns weak returns into exact zeros, as in the
+  real scans (where most points of glossy cars and almost every point beyond 45 m read 0).
 """
 
 from __future__ import annotations
@@ -20,13 +22,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ada3d.datasets.synthetic.primitives import DROPOUT, OBJECT, REFLECTIVITY
+from ada3d.datasets.synthetic.primitives import DROPOUT, GLOSS, OBJECT, REFLECTIVITY
 from ada3d.datasets.synthetic.raycast import GROUND, RayHits, cast_rays
 from ada3d.datasets.synthetic.scene import Scene
 from ada3d.datasets.synthetic.sensor import SensorConfig
 
 DETECTION_SOFTNESS = 0.35
 INCIDENCE_EXPONENT = 0.5
+INTENSITY_FLOOR = 0.03
 
 
 @dataclass
@@ -69,8 +72,9 @@ def simulate_scan(scene: Scene, sensor: SensorConfig, rng: np.random.Generator) 
     reflectivity[on_ground], ground_class[on_ground] = scene.ground_reflectivity(ground_xy)
     surface_rows = primitive[~on_ground]
     reflectivity[~on_ground] = scene.primitives[surface_rows, REFLECTIVITY]
-    surface_dropout = np.zeros(len(ranges))
+    surface_dropout, gloss = np.zeros(len(ranges)), np.zeros(len(ranges))
     surface_dropout[~on_ground] = scene.primitives[surface_rows, DROPOUT]
+    gloss[~on_ground] = scene.primitives[surface_rows, GLOSS]
     object_index = np.full(len(ranges), -1, dtype=np.int32)
     object_index[~on_ground] = scene.primitives[surface_rows, OBJECT].astype(np.int32)
     visible_rays = np.bincount(object_index[object_index >= 0], minlength=num_objects)
@@ -80,11 +84,14 @@ def simulate_scan(scene: Scene, sensor: SensorConfig, rng: np.random.Generator) 
     detect = 1.0 / (1.0 + np.exp(-np.log(power / reference) / DETECTION_SOFTNESS))
     draws = rng.random((3, len(ranges)))
     keep = (draws[0] < detect) & (draws[1] >= sensor.dropout) & (draws[2] >= surface_dropout)
+    if sensor.output_range is not None:
+        keep &= ranges <= sensor.output_range
 
     measured = ranges[keep] + rng.normal(0.0, sensor.range_noise, int(keep.sum()))
     texture = rng.lognormal(0.0, 0.25, len(measured))
     falloff = 1.0 / (1.0 + (measured / sensor.intensity_falloff_range) ** 6)
-    intensity = reflectivity[keep] * texture * (0.6 + 0.4 * cosine[keep]) * falloff
+    lobe = np.where(gloss[keep] > 0, cosine[keep] ** gloss[keep], 0.8 + 0.2 * cosine[keep])
+    intensity = reflectivity[keep] * texture * lobe * falloff - INTENSITY_FLOOR
     intensity = np.round(np.clip(intensity, 0.0, 1.0), 2)
     points = np.concatenate([directions[keep] * measured[:, None], intensity[:, None]], 1).astype(np.float32)
     return Scan(points, beam[keep].astype(np.int16), primitive[keep], ground_class[keep], object_index[keep],

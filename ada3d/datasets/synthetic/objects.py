@@ -60,11 +60,11 @@ class _PartBuilder:
     def _world(self, lx: float, ly: float) -> tuple[float, float]:
         return self.x + lx * self.cos - ly * self.sin, self.y + lx * self.sin + ly * self.cos
 
-    def box(self, x0, x1, y0, y1, z0, z1, reflectivity, dropout=0.0):
+    def box(self, x0, x1, y0, y1, z0, z1, reflectivity, dropout=0.0, gloss=0.0):
         """Box covering ``[x0, x1] x [y0, y1] x [z0, z1]`` in the object frame."""
         wx, wy = self._world((x0 + x1) / 2, (y0 + y1) / 2)
         self.primitives.add_box((wx, wy, self.z + z0, x1 - x0, y1 - y0, z1 - z0, self.yaw), reflectivity,
-                                dropout=dropout, obj=self.index)
+                                dropout=dropout, obj=self.index, gloss=gloss)
 
     def cylinder(self, lx, ly, z0, z1, radius, reflectivity, dropout=0.0):
         wx, wy = self._world(lx, ly)
@@ -76,38 +76,39 @@ class _PartBuilder:
         self.primitives.add_ellipsoid(wx, wy, self.z + z, radius_xy, radius_z, reflectivity, obj=self.index)
 
 
-def paint_reflectivity(rng: np.random.Generator) -> float:
-    """Reflectivity of a vehicle's paint: many dark cars, a few bright ones."""
-    return float(np.clip(rng.lognormal(np.log(0.22), 0.55), 0.03, 0.8))
+def glossy_paint(rng: np.random.Generator) -> dict[str, float]:
+    """Surface of a vehicle's paint: reflectivity and gloss exponent (most of its points read intensity 0,
+    as on KITTI's cars, except where the paint faces the scanner)."""
+    return {"reflectivity": float(np.clip(rng.lognormal(np.log(0.3), 0.4), 0.08, 0.8)),
+            "gloss": float(rng.uniform(2.0, 8.0))}
 
 
 def _vehicle(parts: _PartBuilder, length, width, height, rng, kind: str):
-    paint = paint_reflectivity(rng)
-    tyre, glass, plate = 0.04, 0.08, 0.9
+    paint = glossy_paint(rng)
+    tyre, plate = 0.05, 0.9
+    glass = {"reflectivity": 0.15, "dropout": 0.5, "gloss": 10.0}
     wheel = min(0.42 * height, 0.68 if kind == "Car" else 1.0)
     clearance = 0.2 * wheel
     hl, hw = length / 2, width / 2
     if kind == "Car":
         belt = 0.58 * height
-        parts.box(-hl + 0.01, hl - 0.01, -0.98 * hw, 0.98 * hw, clearance, belt, paint)
+        parts.box(-hl + 0.01, hl - 0.01, -0.98 * hw, 0.98 * hw, clearance, belt, **paint)
         cabin_rear, cabin_front = -hl + 0.10 * length, hl - 0.36 * length
-        parts.box(cabin_rear, cabin_front, -0.86 * hw, 0.86 * hw, belt, 0.93 * height, glass, dropout=0.5)
+        parts.box(cabin_rear, cabin_front, -0.86 * hw, 0.86 * hw, belt, 0.93 * height, **glass)
         parts.box(cabin_rear + 0.05 * length, cabin_front - 0.04 * length, -0.82 * hw, 0.82 * hw, 0.93 * height,
-                  height, paint)
+                  height, **paint)
         axles = (-0.30 * length, 0.30 * length)
     elif kind == "Van":
         belt = 0.48 * height
-        parts.box(-hl + 0.01, hl - 0.01, -0.98 * hw, 0.98 * hw, clearance, belt, paint)
-        parts.box(-hl + 0.01, hl - 0.30 * length, -0.96 * hw, 0.96 * hw, belt, height, paint)
-        parts.box(hl - 0.30 * length, hl - 0.12 * length, -0.92 * hw, 0.92 * hw, belt, 0.92 * height, glass,
-                  dropout=0.5)
+        parts.box(-hl + 0.01, hl - 0.01, -0.98 * hw, 0.98 * hw, clearance, belt, **paint)
+        parts.box(-hl + 0.01, hl - 0.30 * length, -0.96 * hw, 0.96 * hw, belt, height, **paint)
+        parts.box(hl - 0.30 * length, hl - 0.12 * length, -0.92 * hw, 0.92 * hw, belt, 0.92 * height, **glass)
         axles = (-0.32 * length, 0.32 * length)
     else:  # truck: cab and cargo box over a chassis
         cab = min(2.2, 0.3 * length)
-        parts.box(hl - cab, hl - 0.01, -0.98 * hw, 0.98 * hw, clearance, 0.55 * height, paint)
-        parts.box(hl - cab, hl - 0.35 * cab, -0.95 * hw, 0.95 * hw, 0.55 * height, 0.85 * height, paint)
-        parts.box(hl - 0.35 * cab, hl - 0.05, -0.92 * hw, 0.92 * hw, 0.55 * height, 0.82 * height, glass,
-                  dropout=0.5)
+        parts.box(hl - cab, hl - 0.01, -0.98 * hw, 0.98 * hw, clearance, 0.55 * height, **paint)
+        parts.box(hl - cab, hl - 0.35 * cab, -0.95 * hw, 0.95 * hw, 0.55 * height, 0.85 * height, **paint)
+        parts.box(hl - 0.35 * cab, hl - 0.05, -0.92 * hw, 0.92 * hw, 0.55 * height, 0.82 * height, **glass)
         parts.box(-hl + 0.01, hl - cab - 0.25, -0.7 * hw, 0.7 * hw, clearance, 0.3 * height, 0.1)
         parts.box(-hl + 0.01, hl - cab - 0.25, -hw, hw, 0.3 * height, height, float(rng.uniform(0.2, 0.7)))
         axles = (-0.38 * length, -0.38 * length + 1.4, hl - 0.6 * cab)
@@ -121,7 +122,7 @@ def _vehicle(parts: _PartBuilder, length, width, height, rng, kind: str):
 
 
 def _pedestrian(parts: _PartBuilder, length, width, height, rng):
-    clothes = float(rng.uniform(0.08, 0.5))
+    clothes = float(rng.uniform(0.2, 0.55))
     skin = float(rng.uniform(0.25, 0.45))
     hip, shoulder = 0.47 * height, 0.82 * height
     stride = float(rng.uniform(0.0, max(length - 0.25, 0.0)))
@@ -139,7 +140,7 @@ def _pedestrian(parts: _PartBuilder, length, width, height, rng):
 
 
 def _cyclist(parts: _PartBuilder, length, width, height, rng):
-    frame, clothes = float(rng.uniform(0.1, 0.6)), float(rng.uniform(0.08, 0.5))
+    frame, clothes = float(rng.uniform(0.1, 0.6)), float(rng.uniform(0.2, 0.55))
     wheel = min(0.68, 0.4 * length)
     scale = height / 1.74
     for end in (-1.0, 1.0):

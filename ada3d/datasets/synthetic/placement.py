@@ -41,9 +41,9 @@ class TrafficDensity:
 
 
 DENSITY = {
-    "city": TrafficDensity((6.0, 40.0), 0.8, 8.0, 1.5, 0.4),
-    "residential": TrafficDensity((15.0, 70.0), 0.75, 4.0, 1.2, 0.5),
-    "road": TrafficDensity((15.0, 80.0), 0.0, 0.4, 0.6, 0.2, vans=0.12, trucks=0.12),
+    "city": TrafficDensity((10.0, 60.0), 0.6, 5.0, 1.0, 0.3),
+    "residential": TrafficDensity((25.0, 120.0), 0.6, 2.5, 0.8, 0.4),
+    "road": TrafficDensity((25.0, 120.0), 0.0, 0.3, 0.4, 0.2, vans=0.12, trucks=0.12),
 }
 
 

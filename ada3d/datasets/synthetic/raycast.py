@@ -67,7 +67,7 @@ def cast_rays(sensor: SensorConfig, ground: GroundModel, primitives: np.ndarray,
     Args:
         sensor: the scanner.
         ground: the terrain.
-        primitives: ``[N, 14]`` table of :mod:`~ada3d.datasets.synthetic.primitives`; the shapes of one
+        primitives: ``[N, NUM_COLUMNS]`` table of :mod:`~ada3d.datasets.synthetic.primitives`; the shapes of one
             object must be consecutive rows (the per-object ray count relies on it).
         num_objects: number of labelled objects (``primitives[:, OBJECT]`` lies in ``[-1, num_objects)``).
         seed: seed of the in-caster random decisions.

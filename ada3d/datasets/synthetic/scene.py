@@ -8,7 +8,14 @@ import numpy as np
 
 from ada3d.datasets.synthetic.footprints import FootprintSet
 from ada3d.datasets.synthetic.ground import GroundModel
-from ada3d.datasets.synthetic.layout import GroundSurface, Road, classify_ground, make_road, sidewalk_pieces
+from ada3d.datasets.synthetic.layout import (
+    STREET_PROFILES,
+    GroundSurface,
+    Road,
+    classify_ground,
+    make_road,
+    sidewalk_pieces,
+)
 from ada3d.datasets.synthetic.objects import SceneObject, add_object_parts
 from ada3d.datasets.synthetic.placement import place_road_users
 from ada3d.datasets.synthetic.primitives import PrimitiveSet
@@ -27,7 +34,8 @@ class Scene:
         ground: terrain with its sidewalks.
         roads: the roads (for ground materials); ``roads[0]`` is the one the recording car drives on.
         surface: reflectivity of the ground materials.
-        primitives: ``[N, 14]`` shape table; rows of one object are consecutive, scenery first.
+        primitives: ``[N, NUM_COLUMNS]`` shape table (module ``primitives``); scenery first, then the rows of
+            each object, consecutive.
         objects: labelled objects, indexed as in ``primitives[:, OBJECT]``.
     """
 
@@ -46,43 +54,48 @@ class Scene:
 
 
 def _terrain(rng: np.random.Generator, sensor_height: float, raised) -> GroundModel:
-    """Gentle slope (about 1 %) and two or three long undulations (slope of each at most 1.2 %)."""
+    """The ground as the scanner sees it.
+
+    Plane fits to the real scans' ground (4-25 m) give a slope of +1.1 % (+-0.4 %) along x in every frame
+    (the scanner is mounted pitched down by about 0.6 deg) and -0.5 % (+-1.2 %) across (camber and
+    roll), 1.60-1.75 m below the scanner, with 3-4 cm of residual roughness. Here: that slope, the height
+    jittered by 3 cm, two or three long undulations (slope at most 1.2 % each) and two short ones (1-3 cm).
+    """
     waves = []
-    for _ in range(rng.integers(2, 4)):
-        wavelength = rng.uniform(40.0, 150.0)
-        amplitude = rng.uniform(0.2, 1.0) * 0.012 * wavelength / (2 * np.pi)
-        direction = rng.uniform(0, np.pi)
+    long_waves = [rng.uniform(40.0, 150.0) for _ in range(rng.integers(2, 4))]
+    for wavelength in long_waves + [rng.uniform(6.0, 20.0) for _ in range(2)]:
         k = 2 * np.pi / wavelength
+        amplitude = rng.uniform(0.2, 1.0) * 0.012 / k if wavelength >= 40.0 else rng.uniform(0.01, 0.03)
+        direction = rng.uniform(0, np.pi)
         waves.append((amplitude, k * np.cos(direction), k * np.sin(direction), rng.uniform(0, 2 * np.pi)))
-    return GroundModel.create(sensor_height, slope=rng.normal(0.0, 0.01, size=2), waves=waves, raised=raised)
+    slope = (rng.normal(0.011, 0.004), rng.normal(-0.005, 0.012))
+    return GroundModel.create(sensor_height + rng.normal(0.0, 0.03), slope=slope, waves=waves, raised=raised)
 
 
 def _roads(kind: str, rng: np.random.Generator) -> list[Road]:
     """The main road (the recording car in one of its +x lanes) and maybe a crossing or T-junction road."""
-    if kind == "city":
-        lanes = int(rng.choice((1, 2)))
-    else:
-        lanes = 1 if kind == "residential" else int(rng.choice((1, 2), p=(0.8, 0.2)))
-    parking_share = {"city": 0.6, "residential": 0.8, "road": 0.0}[kind]
-    parking = tuple(float(rng.uniform(2.0, 2.4)) if rng.random() < parking_share else 0.0 for _ in range(2))
-    sidewalk = {"city": rng.uniform(2.5, 5.0), "residential": rng.uniform(1.5, 3.0), "road": 0.0}[kind]
+    profile = STREET_PROFILES[kind]
+    lanes = int(rng.choice(profile.lanes, p=profile.lane_shares))
+    lane_width = float(rng.uniform(*profile.lane_width))
+
+    def parking_strips(share):
+        return tuple(float(rng.uniform(2.0, 2.4)) if rng.random() < share else 0.0 for _ in range(2))
+
+    sidewalk = float(rng.uniform(*profile.sidewalk)) if rng.random() < profile.sidewalk_share else 0.0
     curb = float(rng.uniform(0.10, 0.18))
     heading = float(rng.normal(0.0, 0.04))
-    probe = make_road(rng, (0.0, 0.0), heading, (-ROAD_HALF_LENGTH, ROAD_HALF_LENGTH), lanes, parking, sidewalk, curb)
-    ego_lane = int(rng.integers(lanes))
-    shift = (ego_lane + 0.5) * probe.lane_width  # the axis lies left of the recording car's lane centre
-    probe.origin = (-shift * np.sin(heading), shift * np.cos(heading))
-    roads = [probe]
-    crossing_share = {"city": 0.5, "residential": 0.4, "road": 0.15}[kind]
-    if rng.random() < crossing_share:
+    shift = (int(rng.integers(lanes)) + 0.5) * lane_width  # the axis lies left of the recording car's lane
+    origin = (-shift * np.sin(heading), shift * np.cos(heading))
+    roads = [make_road(rng, origin, heading, (-ROAD_HALF_LENGTH, ROAD_HALF_LENGTH), lanes, lane_width,
+                       parking_strips(profile.parking_share), sidewalk, curb)]
+    if rng.random() < profile.crossing_share:
         along = float(rng.uniform(8.0, 45.0)) * (1 if rng.random() < 0.7 else -1)
         angle = float(np.clip(np.pi / 2 + rng.normal(0, 0.25), np.radians(55), np.radians(125)))
-        centre = probe.to_world(along, 0.0)
-        cross_parking = tuple(float(rng.uniform(2.0, 2.4)) if rng.random() < parking_share / 2 else 0.0
-                              for _ in range(2))
         half = ROAD_HALF_LENGTH
         extent = (-half, half) if rng.random() < 0.5 else ((0.0, half) if rng.random() < 0.5 else (-half, 0.0))
-        roads.append(make_road(rng, centre, heading + angle, extent, 1, cross_parking, sidewalk, curb))
+        roads.append(make_road(rng, roads[0].to_world(along, 0.0), heading + angle, extent, 1,
+                               float(rng.uniform(*profile.lane_width)), parking_strips(profile.parking_share / 2),
+                               sidewalk, curb))
     return roads
 
 
@@ -95,8 +108,8 @@ def generate_scene(rng: np.random.Generator, sensor_height: float = 1.73, kind: 
     roads = _roads(kind, rng)
     raised = [piece for road in roads for piece in sidewalk_pieces(road, [r for r in roads if r is not road])]
     ground = _terrain(rng, sensor_height, raised)
-    surface = GroundSurface(asphalt=float(rng.uniform(0.22, 0.33)), marking=float(rng.uniform(0.55, 0.8)),
-                            sidewalk=float(rng.uniform(0.28, 0.42)), terrain=float(rng.uniform(0.3, 0.5)))
+    surface = GroundSurface(asphalt=float(rng.uniform(0.33, 0.43)), marking=float(rng.uniform(0.6, 0.85)),
+                            sidewalk=float(rng.uniform(0.33, 0.45)), terrain=float(rng.uniform(0.3, 0.5)))
     primitives = PrimitiveSet()
     obstacles = FootprintSet()
     add_scenery(kind, roads, primitives, obstacles, ground, rng)

@@ -27,7 +27,7 @@ class _Frontage:
                  ground: GroundModel, rng: np.random.Generator):
         self.road, self.side, self.primitives, self.obstacles, self.ground, self.rng = (
             road, side, primitives, obstacles, ground, rng)
-        self.corridors = np.stack([other.corridor(margin=0.15) for other in roads])
+        self.corridors = np.stack([other.corridor(margin=-0.02) for other in roads])  # touching is fine
         self.edge = road.v_max + road.sidewalk_width if side > 0 else road.v_min - road.sidewalk_width
         self.asphalt_edge = road.v_max if side > 0 else road.v_min
         s_centre, _ = road.to_local(0.0, 0.0)
@@ -78,7 +78,7 @@ def add_tree(primitives: PrimitiveSet, obstacles: FootprintSet, ground: GroundMo
     if not obstacles.is_free(footprint, margin=0.1):
         return False
     z = float(ground.height(x, y))
-    trunk_h = float(rng.uniform(1.8, 3.2)) * scale
+    trunk_h = float(rng.uniform(1.0, 2.5)) * scale
     crown_xy, crown_z = float(rng.uniform(1.3, 3.2)) * scale, float(rng.uniform(1.4, 3.0)) * scale
     primitives.add_cylinder(x, y, z - 0.2, z + trunk_h + crown_z, trunk_r, float(rng.uniform(0.2, 0.4)))
     primitives.add_ellipsoid(x, y, z + trunk_h + 0.8 * crown_z, crown_xy, crown_z, float(rng.uniform(0.3, 0.55)),
@@ -111,44 +111,90 @@ def _sign(frontage: _Frontage, s: float, rng):
     frontage.obstacles.add(np.array([x, y, 0.3, 0.3, 0.0]))
 
 
+def _street_furniture(frontage: _Frontage, rng):
+    """Bins, bollards, planters, bicycle stands and advertising pillars on the sidewalk."""
+    for _ in range(rng.poisson((frontage.s_end - frontage.s_start) / 12.0)):
+        s = float(rng.uniform(frontage.s_start, frontage.s_end))
+        x, y = frontage.world(s, frontage.curb_offset(float(rng.uniform(0.3, frontage.road.sidewalk_width - 0.3))))
+        kind = rng.random()
+        if kind < 0.7:  # bollard or post
+            footprint = np.array([x, y, 0.25, 0.25, 0.0])
+            if frontage.obstacles.is_free(footprint):
+                z = float(frontage.ground.height(x, y))
+                frontage.primitives.add_cylinder(x, y, z - 0.1, z + float(rng.uniform(0.8, 1.2)), 0.08,
+                                                 float(rng.uniform(0.2, 0.6)))
+                frontage.obstacles.add(footprint)
+        elif kind < 0.85:  # advertising pillar
+            footprint = np.array([x, y, 1.4, 1.4, 0.0])
+            if frontage.obstacles.is_free(footprint):
+                z = float(frontage.ground.height(x, y))
+                frontage.primitives.add_cylinder(x, y, z - 0.1, z + float(rng.uniform(2.5, 3.5)), 0.65,
+                                                 float(rng.uniform(0.3, 0.6)))
+                frontage.obstacles.add(footprint)
+        else:  # bin, planter or bicycle stand: a small box along the curb
+            length, width, height = rng.uniform((0.5, 0.5, 0.6), (2.5, 0.8, 1.2))
+            offset = frontage.curb_offset(0.3 + width / 2)
+            wx, wy = frontage.world(s, offset)
+            footprint = np.array([wx, wy, length, width, frontage.road.heading])
+            if frontage.obstacles.is_free(footprint):
+                z = float(frontage.ground.height(wx, wy))
+                frontage.primitives.add_box((wx, wy, z - 0.1, length, width, height + 0.1, frontage.road.heading),
+                                            float(rng.uniform(0.15, 0.5)), dropout=float(rng.uniform(0.0, 0.5)))
+                frontage.obstacles.add(footprint)
+
+
 def _city(frontage: _Frontage, rng):
+    """Facades at the back of the sidewalk with few gaps; street trees on wide sidewalks."""
     s = frontage.s_start + float(rng.uniform(0, 5))
     while s < frontage.s_end:
         length = float(rng.uniform(8, 30))
-        if rng.random() < 0.85:
-            setback = float(rng.uniform(0.0, 1.0))
+        if rng.random() < 0.9:
+            setback = 0.0 if rng.random() < 0.8 else float(rng.uniform(0.0, 1.5))
             frontage.box(s, s + length, setback, setback + float(rng.uniform(8, 18)), float(rng.uniform(6, 20)),
                          float(rng.uniform(0.15, 0.5)), dropout=float(rng.uniform(0.0, 0.3)))
-        elif rng.random() < 0.5:  # a wall in front of a yard or car park
+        else:  # a wall in front of a yard or car park
             frontage.box(s, s + length, 0.1, 0.35, float(rng.uniform(1.0, 2.5)), float(rng.uniform(0.2, 0.5)))
-        s += length + (float(rng.uniform(0, 2)) if rng.random() < 0.7 else float(rng.uniform(4, 15)))
-    if frontage.road.sidewalk_width >= 2.5 and rng.random() < 0.6:
-        s = frontage.s_start + float(rng.uniform(0, 10))
-        while s < frontage.s_end:
-            x, y = frontage.world(s, frontage.curb_offset(float(rng.uniform(0.8, 1.2))))
-            add_tree(frontage.primitives, frontage.obstacles, frontage.ground, x, y, rng, scale=0.8)
-            s += float(rng.uniform(7, 14))
+        s += length + (float(rng.uniform(0, 1)) if rng.random() < 0.8 else float(rng.uniform(3, 10)))
+    if frontage.road.sidewalk_width >= 2.0 and rng.random() < 0.7:
+        _street_trees(frontage, rng, scale=0.8)
+
+
+def _street_trees(frontage: _Frontage, rng, scale: float):
+    """A row of trees along the curb (on the sidewalk, or on the verge where there is none)."""
+    s = frontage.s_start + float(rng.uniform(0, 10))
+    while s < frontage.s_end:
+        distance = float(rng.uniform(0.8, 1.2)) if frontage.road.sidewalk_width > 0 else float(rng.uniform(0.5, 2.0))
+        x, y = frontage.world(s, frontage.curb_offset(distance))
+        add_tree(frontage.primitives, frontage.obstacles, frontage.ground, x, y, rng, scale=scale)
+        s += float(rng.uniform(7, 14))
 
 
 def _residential(frontage: _Frontage, rng):
+    """Lots with a fence, hedge or wall at the sidewalk, a house behind a front yard, trees and bushes;
+    often a row of street trees."""
+    if rng.random() < 0.65:
+        _street_trees(frontage, rng, scale=1.0)
     s = frontage.s_start + float(rng.uniform(0, 5))
     while s < frontage.s_end:
         lot = float(rng.uniform(12, 26))
         boundary = rng.random()
-        if boundary < 0.35:  # fence with a driveway gap
-            gap = float(rng.uniform(2.5, 4.0))
-            frontage.box(s, s + lot - gap, 0.05, 0.12, float(rng.uniform(0.8, 1.6)), float(rng.uniform(0.2, 0.45)),
-                         dropout=float(rng.uniform(0.2, 0.6)))
-        elif boundary < 0.65:  # hedge
-            frontage.box(s, s + lot - float(rng.uniform(0, 4)), 0.1, float(rng.uniform(0.7, 1.3)),
-                         float(rng.uniform(0.8, 2.2)), float(rng.uniform(0.35, 0.55)), density=float(rng.uniform(2, 5)))
-        setback = float(rng.uniform(3.0, 9.0))
+        driveway = float(rng.uniform(2.5, 4.0))
+        if boundary < 0.3:  # fence
+            frontage.box(s, s + lot - driveway, 0.05, 0.12, float(rng.uniform(0.8, 1.6)),
+                         float(rng.uniform(0.2, 0.45)), dropout=float(rng.uniform(0.2, 0.6)))
+        elif boundary < 0.6:  # hedge
+            frontage.box(s, s + lot - driveway, 0.1, float(rng.uniform(0.7, 1.5)), float(rng.uniform(1.0, 3.0)),
+                         float(rng.uniform(0.35, 0.55)), density=float(rng.uniform(2, 5)))
+        elif boundary < 0.75:  # garden wall
+            frontage.box(s, s + lot - driveway, 0.05, 0.3, float(rng.uniform(0.6, 2.0)), float(rng.uniform(0.2, 0.5)))
+        setback = float(rng.uniform(2.0, 6.0))
+        depth = float(rng.uniform(7, 12))
         house = float(rng.uniform(7, min(14, lot - 1)))
         start = s + float(rng.uniform(0, lot - house))
-        frontage.box(start, start + house, setback, setback + float(rng.uniform(7, 12)), float(rng.uniform(4.5, 9)),
+        frontage.box(start, start + house, setback, setback + depth, float(rng.uniform(4.5, 9)),
                      float(rng.uniform(0.15, 0.5)), dropout=float(rng.uniform(0.0, 0.2)))
-        for _ in range(rng.poisson(1.2)):
-            x, y = frontage.world(s + float(rng.uniform(0, lot)), float(rng.uniform(1.5, setback + 6)))
+        for _ in range(rng.poisson(3.5)):
+            x, y = frontage.world(s + float(rng.uniform(0, lot)), float(rng.uniform(1.2, setback + depth + 6)))
             if rng.random() < 0.5:
                 add_tree(frontage.primitives, frontage.obstacles, frontage.ground, x, y, rng)
             else:
@@ -169,26 +215,35 @@ def _bush(frontage: _Frontage, x: float, y: float, rng):
 
 
 def _country(frontage: _Frontage, rng):
+    """Hedgerows (a band of foliage with trees), tree rows, open fields with a distant tree line, farms."""
     s = frontage.s_start
     while s < frontage.s_end:
         stretch = float(rng.uniform(20, 80))
         choice = rng.random()
-        if choice < 0.45:  # tree row
-            spacing = float(rng.uniform(5, 14))
+        if choice < 0.7:  # hedgerow: shrubs as a foliage volume, trees standing in it
+            offset = float(rng.uniform(2.0, 8.0))
+            depth = float(rng.uniform(3.0, 10.0))
+            frontage.box(s, s + stretch, offset, offset + depth, float(rng.uniform(2.0, 6.0)),
+                         float(rng.uniform(0.35, 0.55)), density=float(rng.uniform(0.3, 1.0)))
+            for ts in np.arange(s + float(rng.uniform(0, 8)), s + stretch, float(rng.uniform(6, 15))):
+                x, y = frontage.world(ts, offset + depth + float(rng.uniform(0.5, 2.5)))
+                add_tree(frontage.primitives, frontage.obstacles, frontage.ground, x, y, rng, scale=1.3)
+        elif choice < 0.8:  # tree row
+            spacing = float(rng.uniform(5, 12))
             offset = float(rng.uniform(1.5, 6))
             for ts in np.arange(s, s + stretch, spacing):
                 x, y = frontage.world(ts + float(rng.uniform(-1, 1)), offset + float(rng.uniform(-0.5, 0.5)))
                 add_tree(frontage.primitives, frontage.obstacles, frontage.ground, x, y, rng)
-        elif choice < 0.75:  # bushes and scrub
-            for _ in range(int(stretch / 4)):
-                x, y = frontage.world(s + float(rng.uniform(0, stretch)), float(rng.uniform(1.5, 12)))
-                _bush(frontage, x, y, rng)
-        elif choice < 0.85:  # farm house
+        elif choice < 0.95:  # open field up to a distant tree line
+            offset = float(rng.uniform(20, 60))
+            frontage.box(s, s + stretch, offset, offset + float(rng.uniform(5, 15)), float(rng.uniform(6, 15)),
+                         float(rng.uniform(0.35, 0.55)), density=float(rng.uniform(0.3, 1.0)))
+        else:  # farm house
             setback = float(rng.uniform(8, 25))
             frontage.box(s, s + float(rng.uniform(10, 20)), setback, setback + float(rng.uniform(8, 14)),
                          float(rng.uniform(5, 10)), float(rng.uniform(0.2, 0.5)))
         if rng.random() < 0.3:  # guard rail
-            frontage.box(s, s + stretch, 0.6, 0.7, 0.8, 0.6, z_from=0.45)
+            frontage.box(s, s + stretch, 0.3, 0.4, 0.8, 0.6, z_from=0.45)
         s += stretch
 
 
@@ -208,4 +263,6 @@ def add_scenery(kind: str, roads: list[Road], primitives: PrimitiveSet, obstacle
                     s += float(rng.uniform(22, 40))
             for _ in range(rng.poisson(1.5)):
                 _sign(frontage, float(rng.uniform(frontage.s_start, frontage.s_end)), rng)
+            if road.sidewalk_width > 1.0:
+                _street_furniture(frontage, rng)
             builder(frontage, rng)

@@ -50,7 +50,10 @@ class SensorConfig:
         elevations_deg: per-laser elevation (degrees), highest first.
         azimuth_step_deg: angle between two firings of one laser (degrees).
         height: scanner height above the ground under it (metres); the ground lies near ``z = -height``.
-        min_range / max_range: closest and farthest return (metres).
+        min_range / max_range: closest and farthest return the scanner measures (metres; the HDL-64E
+            reaches 120 m on bright targets).
+        output_range: points farther than this are not written (metres; KITTI's scans stop at 80.0 m,
+            every one of the real frames has points right up to that range and none beyond); None keeps all.
         range_noise: standard deviation of the range error (metres).
         dropout: probability that a return is lost whatever the surface.
         detection_range_grey: range (metres) at which a Lambertian surface of reflectivity 0.3 hit
@@ -66,6 +69,7 @@ class SensorConfig:
     height: float = 1.73
     min_range: float = 2.0
     max_range: float = 120.0
+    output_range: float | None = 80.0
     range_noise: float = 0.02
     dropout: float = 0.02
     detection_range_grey: float = 80.0
