@@ -1,14 +1,21 @@
 """The terrain: a gently sloped, undulating height field with raised slabs (sidewalks behind curbs).
 
-Height of the smooth terrain at ``(x, y)`` (LiDAR frame, metres)::
+Height of the terrain at ``(x, y)`` (LiDAR frame, metres)::
 
-    g(x, y) = base + sx * x + sy * y + sum_k a_k * sin(kx_k * x + ky_k * y + phase_k)
+    g(x, y) = base + sx * x + sy * y + sum_k a_k * sin(kx_k * x + ky_k * y + phase_k)   (waves)
+                                     + sum_j b_j * sin(...)                               (ripples)
 
 ``base`` is chosen so that ``g(0, 0) = -sensor_height``: the scanner stands ``sensor_height`` above the
-ground under it, as in KITTI where the ground is near ``z = -1.73``. A raised region is an oriented
-rectangle whose surface lies ``height`` above ``g`` (a sidewalk, 0.1-0.2 m); its outline is a vertical
-curb face. The ray caster (numba, below) sphere-traces the smooth terrain, which needs a bound on its
-slope: :attr:`GroundModel.slope_bound`.
+ground under it, as in KITTI where the ground is near ``z = -1.73``. Waves are long undulations (tens of
+metres); ripples are short (metres) and only centimetres high. A raised region is an oriented rectangle
+whose surface lies ``height`` above ``g`` (a sidewalk, 0.1-0.2 m); its outline is a vertical curb face.
+
+The ray caster (numba, below) brackets a ray's hit on plane + waves with the plane alone (any hit lies
+where the ray is within ``sum |a_k|`` of the plane), then refines it with Newton steps where the ray
+descends faster than the waves can rise; a grazing ray is sphere-traced (steps the slope bound of the
+waves keeps safe) until it is within 5 cm of the surface, then Newton takes over. The ripples, too small
+to hide anything, enter through a few last Newton steps on the full surface. The origin must lie above
+``g + sum |a_k|``.
 """
 
 from __future__ import annotations
@@ -22,6 +29,13 @@ import numpy as np
 R_CX, R_CY, R_HALF_L, R_HALF_W, R_COS, R_SIN, R_HEIGHT = range(7)
 
 
+def _sum_of_sines(terms: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    total = np.zeros(np.broadcast(x, y).shape)
+    for amplitude, kx, ky, phase in terms:
+        total = total + amplitude * np.sin(kx * x + ky * y + phase)
+    return total
+
+
 @dataclass(frozen=True)
 class GroundModel:
     """Terrain of one scene.
@@ -29,36 +43,36 @@ class GroundModel:
     Attributes:
         base: constant term of ``g`` (metres).
         slope: ``(sx, sy)`` linear slope (metres per metre).
-        waves: ``[K, 4]`` undulation terms ``(amplitude m, kx rad/m, ky rad/m, phase rad)``.
+        waves / ripples: ``[K, 4]`` sine terms ``(amplitude m, kx rad/m, ky rad/m, phase rad)``.
         raised: ``[M, 7]`` raised rectangles ``(cx, cy, half_l, half_w, cos yaw, sin yaw, height)``.
     """
 
     base: float
     slope: tuple[float, float]
     waves: np.ndarray
+    ripples: np.ndarray
     raised: np.ndarray
 
     @classmethod
-    def create(cls, sensor_height: float, slope=(0.0, 0.0), waves=None, raised=None) -> GroundModel:
+    def create(cls, sensor_height: float, slope=(0.0, 0.0), waves=None, ripples=None, raised=None) -> GroundModel:
         """A terrain that passes ``sensor_height`` below the origin."""
-        waves = np.zeros((0, 4)) if waves is None else np.asarray(waves, dtype=np.float64).reshape(-1, 4)
-        raised = np.zeros((0, 7)) if raised is None else np.asarray(raised, dtype=np.float64).reshape(-1, 7)
-        base = -sensor_height - float(np.sum(waves[:, 0] * np.sin(waves[:, 3])))
-        return cls(base, (float(slope[0]), float(slope[1])), waves, raised)
+        def table(rows, width):
+            return np.zeros((0, width)) if rows is None else np.asarray(rows, dtype=np.float64).reshape(-1, width)
+
+        waves, ripples, raised = table(waves, 4), table(ripples, 4), table(raised, 7)
+        base = -sensor_height - float(_sum_of_sines(np.concatenate([waves, ripples]), 0.0, 0.0))
+        return cls(base, (float(slope[0]), float(slope[1])), waves, ripples, raised)
 
     @property
-    def slope_bound(self) -> float:
-        """Upper bound of ``|grad g|`` (metres per metre)."""
-        return float(np.hypot(*self.slope) + np.sum(np.abs(self.waves[:, 0]) * np.hypot(self.waves[:, 1],
-                                                                                        self.waves[:, 2])))
+    def wave_slope_bound(self) -> float:
+        """Upper bound of the waves' slope (metres per metre)."""
+        return float(np.sum(np.abs(self.waves[:, 0]) * np.hypot(self.waves[:, 1], self.waves[:, 2])))
 
     def smooth_height(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         """``g(x, y)`` for arrays of coordinates (metres)."""
         x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
-        height = self.base + self.slope[0] * x + self.slope[1] * y
-        for amplitude, kx, ky, phase in self.waves:
-            height = height + amplitude * np.sin(kx * x + ky * y + phase)
-        return height
+        plane = self.base + self.slope[0] * x + self.slope[1] * y
+        return plane + _sum_of_sines(self.waves, x, y) + _sum_of_sines(self.ripples, x, y)
 
     def raised_offset(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         """Height of the raised region above ``g`` at ``(x, y)`` (0 outside every region)."""
@@ -74,48 +88,63 @@ class GroundModel:
         """Surface height at ``(x, y)``: terrain plus raised slabs (metres)."""
         return self.smooth_height(x, y) + self.raised_offset(x, y)
 
-    def packed(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """``(linear [4] = (base, sx, sy, slope_bound), waves, raised)`` for the numba caster."""
-        linear = np.array([self.base, self.slope[0], self.slope[1], self.slope_bound])
-        return linear, np.ascontiguousarray(self.waves), np.ascontiguousarray(self.raised)
+    def packed(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """``(linear, waves, ripples, raised)`` for the numba caster; ``linear`` [5] = (base, sx, sy, wave slope
+        bound, sum of wave amplitudes)."""
+        linear = np.array([self.base, self.slope[0], self.slope[1], self.wave_slope_bound,
+                           float(np.sum(np.abs(self.waves[:, 0])))])
+        return (linear, np.ascontiguousarray(self.waves), np.ascontiguousarray(self.ripples),
+                np.ascontiguousarray(self.raised))
 
 
 @numba.njit(cache=True)
-def _terrain(x, y, linear, waves):
-    """``(g, dg/dx, dg/dy)`` at one point."""
-    height = linear[0] + linear[1] * x + linear[2] * y
-    gx, gy = linear[1], linear[2]
-    for k in range(waves.shape[0]):
-        angle = waves[k, 1] * x + waves[k, 2] * y + waves[k, 3]
-        height += waves[k, 0] * np.sin(angle)
-        slope = waves[k, 0] * np.cos(angle)
-        gx += slope * waves[k, 1]
-        gy += slope * waves[k, 2]
+def _sines(x, y, terms):
+    """``(sum, d/dx, d/dy)`` of sine terms at one point."""
+    height, gx, gy = 0.0, 0.0, 0.0
+    for k in range(terms.shape[0]):
+        angle = terms[k, 1] * x + terms[k, 2] * y + terms[k, 3]
+        height += terms[k, 0] * np.sin(angle)
+        slope = terms[k, 0] * np.cos(angle)
+        gx += slope * terms[k, 1]
+        gy += slope * terms[k, 2]
     return height, gx, gy
 
 
 @numba.njit(cache=True)
-def _trace_terrain(dx, dy, dz, offset, t_start, t_max, linear, waves):
-    """First ``t >= t_start`` where the ray ``t * d`` from the origin meets ``g + offset``; ``inf`` if none.
+def _terrain(x, y, linear, waves):
+    """``(g, dg/dx, dg/dy)`` of plane + waves at one point (no ripples)."""
+    height, gx, gy = _sines(x, y, waves)
+    return linear[0] + linear[1] * x + linear[2] * y + height, linear[1] + gx, linear[2] + gy
 
-    Sphere tracing: the gap between ray and surface closes at most at ``-dz + bound * |d_xy|`` per metre.
-    """
-    horizontal = np.sqrt(dx * dx + dy * dy)
-    closing = -dz + linear[3] * horizontal
-    if closing <= 1e-9:
+
+@numba.njit(cache=True)
+def _trace_terrain(dx, dy, dz, offset, t_start, t_max, linear, waves):
+    """First ``t >= t_start`` where the ray ``t * d`` from the origin meets ``g + offset``; ``inf`` if none
+    within ``t_max`` (see the module docstring for the method)."""
+    level = linear[0] + offset
+    relative = dz - linear[1] * dx - linear[2] * dy  # the ray's descent relative to the plane part
+    if relative >= 0.0:
         return np.inf
-    t = t_start
-    for _ in range(96):
+    t_first = (level + linear[4]) / relative
+    t_last = (level - linear[4]) / relative
+    horizontal = np.sqrt(dx * dx + dy * dy)
+    bound = linear[3] * horizontal
+    steep = -relative > 2.0 * bound
+    t = max(t_start, level / relative if steep else t_first)  # a steep ray starts at its plane hit
+    for step in range(64):
+        if t > t_max or t > t_last + 1e-6:
+            return np.inf
         height, gx, gy = _terrain(t * dx, t * dy, linear, waves)
         gap = t * dz - height - offset
-        if gap < 2e-3:
-            if gap < 0.0:
-                return t  # started below the surface (only at t_start, e.g. inside a curb face)
-            rate = dz - gx * dx - gy * dy  # d(gap)/dt; one Newton step to polish
+        rate = dz - gx * dx - gy * dy  # d(gap)/dt
+        if step == 0 and gap < 0.0 and t == t_start:
+            return t  # starts under the surface (a ray entering a raised region below its top)
+        if abs(gap) < 5e-3:
             return t - gap / rate if rate < -1e-9 else t
-        t += gap / closing
-        if t > t_max:
-            return np.inf
+        if steep or (gap < 0.05 and rate < -1e-9):
+            t -= gap / rate  # Newton: safe on a steep ray, and close to the surface on a grazing one
+        else:
+            t += gap / (bound - relative)
     return np.inf
 
 
@@ -149,7 +178,25 @@ def _rectangle_interval(dx, dy, region):
 
 
 @numba.njit(cache=True)
-def cast_ground(dx, dy, dz, t_max, linear, waves, raised):
+def _with_ripples(t, dx, dy, dz, offset, linear, waves, ripples):
+    """Newton steps from a hit ``t`` on plane + waves (+ offset) to the full surface; returns
+    ``(t, cos_incidence)``."""
+    for _ in range(4):
+        x, y = t * dx, t * dy
+        height, gx, gy = _terrain(x, y, linear, waves)
+        ripple, rx, ry = _sines(x, y, ripples)
+        gx += rx
+        gy += ry
+        rate = dz - gx * dx - gy * dy
+        gap = t * dz - height - ripple - offset
+        if abs(gap) < 1e-3 or rate > -1e-9:
+            break
+        t -= gap / rate
+    return t, abs(rate) / np.sqrt(1.0 + gx * gx + gy * gy)
+
+
+@numba.njit(cache=True)
+def cast_ground(dx, dy, dz, t_max, linear, waves, ripples, raised):
     """Range and incidence cosine of the ray ``t * (dx, dy, dz)`` (unit) on the terrain with its slabs.
 
     Returns ``(t, cos_incidence)``; ``t = inf`` when the ray meets no ground within ``t_max``.
@@ -176,8 +223,7 @@ def cast_ground(dx, dy, dz, t_max, linear, waves, raised):
             continue  # the ray is under the terrain here: it hit the ground before this region
         t_top = _trace_terrain(dx, dy, dz, region[R_HEIGHT], t_entry, min(t_out, best, t_max), linear, waves)
         if t_top < best:
-            height, gx, gy = _terrain(t_top * dx, t_top * dy, linear, waves)
-            best, best_cos = t_top, abs(dz - gx * dx - gy * dy) / np.sqrt(1.0 + gx * gx + gy * gy)
+            best, best_cos = _with_ripples(t_top, dx, dy, dz, region[R_HEIGHT], linear, waves, ripples)
     t_base = _trace_terrain(dx, dy, dz, 0.0, 0.0, min(best, t_max), linear, waves)
     if t_base < best:
         x, y = t_base * dx, t_base * dy
@@ -190,6 +236,5 @@ def cast_ground(dx, dy, dz, t_max, linear, waves, raised):
                 covered = True
                 break
         if not covered:
-            height, gx, gy = _terrain(x, y, linear, waves)
-            best, best_cos = t_base, abs(dz - gx * dx - gy * dy) / np.sqrt(1.0 + gx * gx + gy * gy)
+            best, best_cos = _with_ripples(t_base, dx, dy, dz, 0.0, linear, waves, ripples)
     return best, best_cos

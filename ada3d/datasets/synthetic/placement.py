@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ada3d.datasets.synthetic.footprints import FootprintSet
+from ada3d.datasets.synthetic.footprints import FootprintSet, rectangle_corners
 from ada3d.datasets.synthetic.ground import GroundModel
 from ada3d.datasets.synthetic.layout import Road
 from ada3d.datasets.synthetic.objects import SIZE_STATS, SceneObject
@@ -59,9 +59,8 @@ class _Placer:
         footprint = np.array([x, y, length, width, yaw])
         if not self.obstacles.is_free(footprint, margin):
             return False
-        reach = 0.5 * np.hypot(length, width)
-        offsets = np.array([0.0, 1.0, -1.0, 0.0, 0.0]) * reach, np.array([0.0, 0.0, 0.0, 1.0, -1.0]) * reach
-        bottom = float(self.ground.height(x + offsets[0], y + offsets[1]).min())
+        spots = np.concatenate([rectangle_corners(footprint)[0], [[x, y]]])
+        bottom = float(self.ground.height(spots[:, 0], spots[:, 1]).min())  # the lowest point it stands on
         self.obstacles.add(footprint)
         self.objects.append(SceneObject(name, np.array([x, y, bottom, length, width, height, yaw])))
         return True
@@ -113,22 +112,28 @@ def _parked(placer: _Placer, road: Road, density: TrafficDensity, rng):
 
 
 def _pedestrians(placer: _Placer, roads: list[Road], density: TrafficDensity, rng):
+    """Pedestrians, alone or in small groups, on a sidewalk (wholly on it, clear of the curb) or on the
+    verge of a road without one."""
     for _ in range(rng.poisson(density.pedestrians)):
         road = roads[rng.integers(len(roads))]
         s_lo, s_hi = _along_range(road)
         side = rng.choice((-1, 1))
-        if road.sidewalk_width > 0.9:
-            depth = float(rng.uniform(0.45, road.sidewalk_width - 0.45))
-        else:
-            depth = float(rng.uniform(0.5, 2.5))  # on the verge of a country road
         s = float(rng.uniform(s_lo, s_hi))
         group = 1 + (rng.poisson(0.8) if rng.random() < 0.3 else 0)
         walking = road.heading + (0.0 if rng.random() < 0.5 else np.pi)
         for member in range(group):
+            size = SIZE_STATS["Pedestrian"].sample(rng)
+            reach = 0.5 * np.hypot(size[0], size[1]) + 0.05  # any heading keeps it off the curb
+            if road.sidewalk_width > 0:
+                if road.sidewalk_width < 2 * reach:
+                    break
+                depth = float(rng.uniform(reach, road.sidewalk_width - reach))
+            else:
+                depth = float(rng.uniform(0.5, 2.5))  # on the verge of a country road
             v = road.v_max + depth if side > 0 else road.v_min - depth
-            x, y = road.to_world(s + member * rng.uniform(0.8, 1.4), v + rng.normal(0, 0.1) * (member > 0))
+            x, y = road.to_world(s + member * rng.uniform(0.8, 1.4), v)
             yaw = walking + rng.normal(0, 0.3) if rng.random() < 0.7 else rng.uniform(-np.pi, np.pi)
-            placer.place("Pedestrian", float(x), float(y), float(yaw), margin=0.1)
+            placer.place("Pedestrian", float(x), float(y), float(yaw), size=size, margin=0.1)
 
 
 def _cyclists(placer: _Placer, roads: list[Road], density: TrafficDensity, rng):

@@ -79,10 +79,10 @@ def cast_rays(sensor: SensorConfig, ground: GroundModel, primitives: np.ndarray,
                          f"got {objects.min()}..{objects.max()}")
     elevations = sensor.elevations()
     bin_start, bin_items, beam_lo, beam_hi = _cull_tables(primitives, elevations, sensor.max_range)
-    linear, waves, raised = ground.packed()
+    linear, waves, ripples, raised = ground.packed()
     ranges, hits, cosines, rays_on_object = _cast(
         primitives, bin_start, bin_items, beam_lo, beam_hi, np.tan(elevations), np.cos(elevations),
-        np.sin(elevations), sensor.num_columns, ego_mask(sensor), linear, waves, raised, sensor.min_range,
+        np.sin(elevations), sensor.num_columns, ego_mask(sensor), linear, waves, ripples, raised, sensor.min_range,
         sensor.max_range, np.uint64(seed % 2**64), num_objects,
     )
     return RayHits(ranges, hits, cosines, rays_on_object)
@@ -133,8 +133,8 @@ def hash_uniform(seed, a, b):
 @numba.njit(cache=True)
 def _horizontal_interval(prim, ca, sa):
     """Horizontal distances ``(u_in, u_out)`` where the column's line crosses the shape's footprint, and
-    the cosine between the line and the side face it enters (the ellipsoid returns its slice centre
-    ``along`` and half-chord instead)."""
+    the cosine between the line and the side face it enters; an ellipsoid returns the centre and the
+    horizontal semi-axis of its slice by the column's plane instead. ``u_in = inf`` when the line misses."""
     kind = int(prim[KIND])
     cx, cy = prim[CX], prim[CY]
     if kind == BOX:
@@ -186,7 +186,7 @@ def _vertical_clip(u_in, u_out, z0, z1, tan_e):
 
 @numba.njit(cache=True)
 def _cast(prims, bin_start, bin_items, beam_lo, beam_hi, tan_e, cos_e, sin_e, num_columns, blocked,
-          ground_linear, ground_waves, ground_raised, min_range, max_range, seed, num_objects):
+          ground_linear, ground_waves, ground_ripples, ground_raised, min_range, max_range, seed, num_objects):
     num_beams = tan_e.shape[0]
     ranges = np.full((num_beams, num_columns), np.inf, dtype=np.float32)
     hits = np.full((num_beams, num_columns), NO_HIT, dtype=np.int32)
@@ -208,7 +208,7 @@ def _cast(prims, bin_start, bin_items, beam_lo, beam_hi, tan_e, cos_e, sin_e, nu
                 best_t[b] = -1.0  # marks the ray as blocked by the recording car
                 continue
             t, cosine = cast_ground(cos_e[b] * ca, cos_e[b] * sa, sin_e[b], max_range, ground_linear,
-                                    ground_waves, ground_raised)
+                                    ground_waves, ground_ripples, ground_raised)
             best_t[b] = t
             if t < np.inf:
                 best_hit[b], best_cos[b] = GROUND, cosine
@@ -217,9 +217,9 @@ def _cast(prims, bin_start, bin_items, beam_lo, beam_hi, tan_e, cos_e, sin_e, nu
             k = bin_items[item]
             prim = prims[k]
             h_in, h_out, face_cos = _horizontal_interval(prim, ca, sa)
-            if h_in > h_out:
-                continue
             kind = int(prim[KIND])
+            if h_in == np.inf or (kind != ELLIPSOID and h_in > h_out):
+                continue
             obj = int(prim[OBJECT])
             density = prim[DENSITY]
             for b in range(beam_lo[k], beam_hi[k] + 1):

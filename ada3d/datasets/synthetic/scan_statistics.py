@@ -68,11 +68,12 @@ def rings_from_scan_order(points: np.ndarray) -> np.ndarray:
 
 
 def second_voxel_count(points: np.ndarray) -> int:
-    """Non-empty voxels of the SECOND grid (the input of the sparse encoder Ada3D prunes)."""
-    lower, upper = np.array(SECOND_RANGE[:3]), np.array(SECOND_RANGE[3:])
-    size = np.array(SECOND_VOXEL_SIZE)
+    """Non-empty voxels of the SECOND grid (the input of the sparse encoder Ada3D prunes); float32
+    arithmetic, as the voxeliser's, so border points fall into the same cells."""
+    lower, upper = np.array(SECOND_RANGE[:3], np.float32), np.array(SECOND_RANGE[3:], np.float32)
+    size = np.array(SECOND_VOXEL_SIZE, np.float32)
     shape = np.round((upper - lower) / size).astype(np.int64)
-    cells = np.floor((points[:, :3] - lower) / size).astype(np.int64)
+    cells = np.floor((np.asarray(points[:, :3], np.float32) - lower) / size).astype(np.int64)
     inside = np.all((cells >= 0) & (cells < shape), axis=1)
     cells = cells[inside]
     return int(len(np.unique((cells[:, 2] * shape[1] + cells[:, 1]) * shape[0] + cells[:, 0])))

@@ -59,17 +59,21 @@ def _terrain(rng: np.random.Generator, sensor_height: float, raised) -> GroundMo
     Plane fits to the real scans' ground (4-25 m) give a slope of +1.1 % (+-0.4 %) along x in every frame
     (the scanner is mounted pitched down by about 0.6 deg) and -0.5 % (+-1.2 %) across (camber and
     roll), 1.60-1.75 m below the scanner, with 3-4 cm of residual roughness. Here: that slope, the height
-    jittered by 3 cm, two or three long undulations (slope at most 1.2 % each) and two short ones (1-3 cm).
+    jittered by 3 cm, two long undulations (slope at most 1.2 % each) and two short ones (1-3 cm).
     """
-    waves = []
-    long_waves = [rng.uniform(40.0, 150.0) for _ in range(rng.integers(2, 4))]
-    for wavelength in long_waves + [rng.uniform(6.0, 20.0) for _ in range(2)]:
-        k = 2 * np.pi / wavelength
-        amplitude = rng.uniform(0.2, 1.0) * 0.012 / k if wavelength >= 40.0 else rng.uniform(0.01, 0.03)
-        direction = rng.uniform(0, np.pi)
-        waves.append((amplitude, k * np.cos(direction), k * np.sin(direction), rng.uniform(0, 2 * np.pi)))
+    def sines(wavelengths, amplitude):
+        terms = []
+        for wavelength in wavelengths:
+            k = 2 * np.pi / wavelength
+            direction = rng.uniform(0, np.pi)
+            terms.append((amplitude(k), k * np.cos(direction), k * np.sin(direction), rng.uniform(0, 2 * np.pi)))
+        return terms
+
+    waves = sines(rng.uniform(40.0, 150.0, 2), lambda k: rng.uniform(0.2, 1.0) * 0.012 / k)
+    ripples = sines(rng.uniform(6.0, 20.0, 2), lambda k: rng.uniform(0.01, 0.03))
     slope = (rng.normal(0.011, 0.004), rng.normal(-0.005, 0.012))
-    return GroundModel.create(sensor_height + rng.normal(0.0, 0.03), slope=slope, waves=waves, raised=raised)
+    return GroundModel.create(sensor_height + rng.normal(0.0, 0.03), slope=slope, waves=waves, ripples=ripples,
+                              raised=raised)
 
 
 def _roads(kind: str, rng: np.random.Generator) -> list[Road]:

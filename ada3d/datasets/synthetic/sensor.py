@@ -115,6 +115,14 @@ class SensorConfig:
 
 
 @lru_cache(maxsize=4)
+def direction_table(sensor: SensorConfig) -> np.ndarray:
+    """Read-only ``[B, C, 3]`` :meth:`SensorConfig.ray_directions`, computed once per configuration."""
+    table = sensor.ray_directions()
+    table.flags.writeable = False
+    return table
+
+
+@lru_cache(maxsize=4)
 def ego_mask(sensor: SensorConfig) -> np.ndarray:
     """``[B, C]`` bool: rays that hit the recording car's own body (they never return a point)."""
     directions = sensor.ray_directions().reshape(-1, 3)
