@@ -102,14 +102,15 @@ def comparison_rows(real: DatasetStatistics, synthetic: DatasetStatistics) -> li
     add("labelled objects per frame (camera FOV)", real.labels_per_frame(), synthetic.labels_per_frame(), 1, 1)
     real_d, real_p = real.labelled_objects(VEHICLES)
     synthetic_d, synthetic_p = synthetic.labelled_objects(VEHICLES)
-    real_median = median_by_distance(real_d, real_p, OBJECT_DISTANCE_BINS)
-    synthetic_median = median_by_distance(synthetic_d, synthetic_p, OBJECT_DISTANCE_BINS)
+    # points scaled to 10 m by the 1/r^2 law: a median that does not depend on where in the bin cars happen to be
+    real_median = median_by_distance(real_d, real_p * (real_d / 10) ** 2, OBJECT_DISTANCE_BINS)
+    synthetic_median = median_by_distance(synthetic_d, synthetic_p * (synthetic_d / 10) ** 2, OBJECT_DISTANCE_BINS)
     for b in range(len(OBJECT_DISTANCE_BINS) - 1):
         lo, hi = OBJECT_DISTANCE_BINS[b], OBJECT_DISTANCE_BINS[b + 1]
         real_n = int(np.sum((real_d >= lo) & (real_d < hi)))
         synthetic_n = int(np.sum((synthetic_d >= lo) & (synthetic_d < hi)))
         ratio = synthetic_median[b] / real_median[b] if real_n and synthetic_n else np.nan
-        rows.append((f"points on a car/van {lo:.0f}-{hi:.0f} m (median; boxes)",
+        rows.append((f"car/van points x (d / 10 m)², {lo:.0f}-{hi:.0f} m (median; cars)",
                      f"{real_median[b]:,.0f} ({real_n})" if real_n else "-",
                      f"{synthetic_median[b]:,.0f} ({synthetic_n})" if synthetic_n else "-",
                      f"{ratio:.2f}" if np.isfinite(ratio) else "-"))

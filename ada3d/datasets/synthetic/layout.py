@@ -32,6 +32,8 @@ class Road:
         sidewalk_width / curb_height: metres (0 width = no sidewalk, e.g. a country road).
         s_min / s_max: extent along the axis.
         lines: marking lines ``(v, dashed)``.
+        ends_closed: ``(at s_min, at s_max)``: whether the road ends (or bends away) there, so that
+            scenery closes the view beyond.
     """
 
     origin: tuple[float, float]
@@ -44,6 +46,7 @@ class Road:
     s_min: float
     s_max: float
     lines: list[tuple[float, bool]] = field(default_factory=list)
+    ends_closed: tuple[bool, bool] = (False, False)
 
     @property
     def v_min(self) -> float:
@@ -79,7 +82,9 @@ class Road:
 
 @dataclass(frozen=True)
 class StreetProfile:
-    """Cross-section statistics of one scene kind's streets (metres; shares are probabilities).
+    """Statistics of one scene kind's streets (metres; shares are probabilities): lanes per direction, lane
+    width, parking strips, sidewalks, how often a road crosses and how often the street ends or bends out
+    of sight (35-120 m away) on each side.
 
     The real scans are mostly narrow streets: walls, parked cars and hedges 4-8 m to the side in town,
     continuous vegetation 5-10 m to the side on country roads.
@@ -92,12 +97,13 @@ class StreetProfile:
     sidewalk: tuple[float, float]
     sidewalk_share: float
     crossing_share: float
+    end_share: float
 
 
 STREET_PROFILES = {
-    "city": StreetProfile((1, 2), (0.8, 0.2), (2.9, 3.4), 0.5, (1.5, 3.0), 1.0, 0.5),
-    "residential": StreetProfile((1,), (1.0,), (2.5, 3.0), 0.6, (1.0, 2.0), 0.85, 0.4),
-    "road": StreetProfile((1, 2), (0.75, 0.25), (3.25, 3.75), 0.0, (0.0, 0.0), 0.0, 0.15),
+    "city": StreetProfile((1, 2), (0.8, 0.2), (2.9, 3.4), 0.5, (2.0, 4.0), 1.0, 0.5, 0.6),
+    "residential": StreetProfile((1,), (1.0,), (2.5, 3.0), 0.6, (1.0, 2.0), 0.85, 0.4, 0.6),
+    "road": StreetProfile((1, 2), (0.75, 0.25), (3.25, 3.75), 0.0, (0.0, 0.0), 0.0, 0.15, 0.5),
 }
 
 

@@ -30,6 +30,7 @@ from ada3d.datasets.synthetic.sensor import SensorConfig, direction_table
 DETECTION_SOFTNESS = 0.35
 INCIDENCE_EXPONENT = 0.5
 INTENSITY_FLOOR = 0.03
+TEXTURE_SIGMA = 0.3  # log-normal spread of the reflectivity from point to point
 
 
 @dataclass
@@ -85,7 +86,7 @@ def simulate_scan(scene: Scene, sensor: SensorConfig, rng: np.random.Generator) 
         keep &= ranges <= sensor.output_range
 
     measured = ranges[keep] + rng.normal(0.0, sensor.range_noise, int(keep.sum()))
-    texture = np.exp(rng.normal(0.0, 0.25, len(measured)))
+    texture = np.exp(rng.normal(0.0, TEXTURE_SIGMA, len(measured)))
     falloff = 1.0 / (1.0 + (measured / sensor.intensity_falloff_range) ** 6)
     lobe = np.where(gloss[keep] > 0, cosine[keep] ** gloss[keep], 0.8 + 0.2 * cosine[keep])
     intensity = reflectivity[keep] * texture * lobe * falloff - INTENSITY_FLOOR

@@ -36,14 +36,14 @@ class TrafficDensity:
     pedestrians: float
     cyclists: float
     misc: float
-    vans: float = 0.1
-    trucks: float = 0.04
+    vans: float = 0.08
+    trucks: float = 0.02
 
 
 DENSITY = {
-    "city": TrafficDensity((10.0, 60.0), 0.6, 5.0, 1.0, 0.3),
-    "residential": TrafficDensity((25.0, 120.0), 0.6, 2.5, 0.8, 0.4),
-    "road": TrafficDensity((25.0, 120.0), 0.0, 0.3, 0.4, 0.2, vans=0.12, trucks=0.12),
+    "city": TrafficDensity((15.0, 80.0), 0.5, 5.0, 0.8, 0.1),
+    "residential": TrafficDensity((30.0, 150.0), 0.5, 2.5, 0.6, 0.1),
+    "road": TrafficDensity((25.0, 120.0), 0.0, 0.3, 0.3, 0.1, vans=0.1, trucks=0.08),
 }
 
 
@@ -54,12 +54,15 @@ class _Placer:
         self.obstacles.add(EGO_FOOTPRINT)
 
     def place(self, name: str, x: float, y: float, yaw: float, size=None, margin: float = 0.3) -> bool:
-        """Place ``name`` at ``(x, y)`` heading ``yaw`` if its footprint (grown by ``margin``) is free."""
+        """Place ``name`` at ``(x, y)`` heading ``yaw`` if its footprint (grown by ``margin``) is free and on one
+        level (not across a curb)."""
         length, width, height = SIZE_STATS[name].sample(self.rng) if size is None else size
         footprint = np.array([x, y, length, width, yaw])
         if not self.obstacles.is_free(footprint, margin):
             return False
         spots = np.concatenate([rectangle_corners(footprint)[0], [[x, y]]])
+        if np.ptp(self.ground.raised_offset(spots[:, 0], spots[:, 1])) > 0:
+            return False  # it would straddle a curb
         bottom = float(self.ground.height(spots[:, 0], spots[:, 1]).min())  # the lowest point it stands on
         self.obstacles.add(footprint)
         self.objects.append(SceneObject(name, np.array([x, y, bottom, length, width, height, yaw])))
@@ -99,7 +102,7 @@ def _parked(placer: _Placer, road: Road, density: TrafficDensity, rng):
         occupancy = density.parked * rng.uniform(0.6, 1.0)
         s = s_lo + float(rng.uniform(0, 5))
         while s < s_hi:
-            name = placer.vehicle_class(density) if rng.random() < 0.93 else "Misc"
+            name = placer.vehicle_class(density) if rng.random() < 0.97 else "Misc"  # Misc: a trailer
             size = SIZE_STATS[name].sample(rng)
             if rng.random() < occupancy:
                 heading = road.heading + (0.0 if side < 0 else np.pi)

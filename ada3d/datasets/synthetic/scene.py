@@ -90,10 +90,16 @@ def _roads(kind: str, rng: np.random.Generator) -> list[Road]:
     heading = float(rng.normal(0.0, 0.04))
     shift = (int(rng.integers(lanes)) + 0.5) * lane_width  # the axis lies left of the recording car's lane
     origin = (-shift * np.sin(heading), shift * np.cos(heading))
-    roads = [make_road(rng, origin, heading, (-ROAD_HALF_LENGTH, ROAD_HALF_LENGTH), lanes, lane_width,
+    along = float(rng.uniform(8.0, 45.0)) * (1 if rng.random() < 0.7 else -1)
+    crossing = rng.random() < profile.crossing_share
+    ends = [float(rng.uniform(35.0, 120.0)) if rng.random() < profile.end_share else ROAD_HALF_LENGTH
+            for _ in range(2)]
+    if crossing:  # the crossing road stays in view
+        ends = [max(ends[0], -along + 20.0), max(ends[1], along + 20.0)]
+    roads = [make_road(rng, origin, heading, (-ends[0], ends[1]), lanes, lane_width,
                        parking_strips(profile.parking_share), sidewalk, curb)]
-    if rng.random() < profile.crossing_share:
-        along = float(rng.uniform(8.0, 45.0)) * (1 if rng.random() < 0.7 else -1)
+    roads[0].ends_closed = (ends[0] < ROAD_HALF_LENGTH, ends[1] < ROAD_HALF_LENGTH)
+    if crossing:
         angle = float(np.clip(np.pi / 2 + rng.normal(0, 0.25), np.radians(55), np.radians(125)))
         half = ROAD_HALF_LENGTH
         extent = (-half, half) if rng.random() < 0.5 else ((0.0, half) if rng.random() < 0.5 else (-half, 0.0))
@@ -112,7 +118,7 @@ def generate_scene(rng: np.random.Generator, sensor_height: float = 1.73, kind: 
     roads = _roads(kind, rng)
     raised = [piece for road in roads for piece in sidewalk_pieces(road, [r for r in roads if r is not road])]
     ground = _terrain(rng, sensor_height, raised)
-    surface = GroundSurface(asphalt=float(rng.uniform(0.33, 0.43)), marking=float(rng.uniform(0.6, 0.85)),
+    surface = GroundSurface(asphalt=float(rng.uniform(0.32, 0.40)), marking=float(rng.uniform(0.6, 0.85)),
                             sidewalk=float(rng.uniform(0.33, 0.45)), terrain=float(rng.uniform(0.3, 0.5)))
     primitives = PrimitiveSet()
     obstacles = FootprintSet()

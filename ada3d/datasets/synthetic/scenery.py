@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ada3d.datasets.synthetic.footprints import FootprintSet, rectangles_overlap
+from ada3d.datasets.synthetic.footprints import FootprintSet, rectangle_corners, rectangles_overlap
 from ada3d.datasets.synthetic.ground import GroundModel
 from ada3d.datasets.synthetic.layout import Road
 from ada3d.datasets.synthetic.primitives import PrimitiveSet
@@ -20,47 +20,57 @@ SCENE_KINDS = ("city", "residential", "road")
 FRONTAGE_RANGE = 90.0  # scenery is placed this far (metres) from the recording car along each road
 
 
-class _Frontage:
-    """Places scenery beside one side of one road, keeping every road corridor clear."""
+def _facade(rng: np.random.Generator) -> float:
+    """Reflectivity of a wall: one in five is dark (dark paint, glass fronts) and reads almost 0."""
+    return float(rng.uniform(0.03, 0.1)) if rng.random() < 0.2 else float(rng.uniform(0.15, 0.5))
 
-    def __init__(self, road: Road, side: int, roads: list[Road], primitives: PrimitiveSet, obstacles: FootprintSet,
-                 ground: GroundModel, rng: np.random.Generator):
-        self.road, self.side, self.primitives, self.obstacles, self.ground, self.rng = (
-            road, side, primitives, obstacles, ground, rng)
-        self.corridors = np.stack([other.corridor(margin=-0.02) for other in roads])  # touching is fine
-        self.edge = road.v_max + road.sidewalk_width if side > 0 else road.v_min - road.sidewalk_width
-        self.asphalt_edge = road.v_max if side > 0 else road.v_min
-        s_centre, _ = road.to_local(0.0, 0.0)
-        self.s_start = max(road.s_min, float(s_centre) - FRONTAGE_RANGE)
-        self.s_end = min(road.s_max, float(s_centre) + FRONTAGE_RANGE)
 
-    def _rectangle(self, s0, s1, offset0, offset1):
-        """Rectangle between distances ``offset0 < offset1`` outwards from the sidewalk's outer edge."""
-        v0, v1 = sorted((self.edge + self.side * offset0, self.edge + self.side * offset1))
-        return self.road.rectangle(s0, s1, v0, v1)
+def _foliage(rng: np.random.Generator) -> float:
+    return float(rng.uniform(0.25, 0.5))
 
-    def _clear(self, rectangle) -> bool:
+
+class _Site:
+    """Where scenery goes: the shape table, the footprints taken, the terrain, and the road corridors that
+    must stay clear."""
+
+    def __init__(self, roads: list[Road], primitives: PrimitiveSet, obstacles: FootprintSet, ground: GroundModel):
+        self.primitives, self.obstacles, self.ground = primitives, obstacles, ground
+        self.corridors = np.stack([road.corridor(margin=-0.02) for road in roads])  # touching is fine
+
+    def clear(self, rectangle) -> bool:
         return not rectangles_overlap(rectangle, self.corridors).any() and self.obstacles.is_free(rectangle)
 
-    def _bottom(self, rectangle) -> float:
-        x, y = rectangle[0], rectangle[1]
-        reach = 0.5 * np.hypot(rectangle[2], rectangle[3])
-        xs, ys = x + reach * np.array([0, 1, -1, 0, 0]), y + reach * np.array([0, 0, 0, 1, -1])
-        return float(self.ground.height(xs, ys).min())
-
-    def box(self, s0, s1, offset0, offset1, height, reflectivity, dropout=0.0, density=0.0, z_from=0.0) -> bool:
-        """A box from ``z_from`` to ``height`` above the ground (from 0.3 m under it when ``z_from`` is 0, so
-        slopes leave no gap); False when the spot is taken."""
-        rectangle = self._rectangle(s0, s1, offset0, offset1)
-        if not self._clear(rectangle):
+    def box(self, rectangle, height, reflectivity, dropout=0.0, density=0.0, z_from=0.0) -> bool:
+        """A box on the ground ``rectangle`` from ``z_from`` to ``height`` above the ground (from 0.3 m under it
+        when ``z_from`` is 0, so slopes leave no gap); False when the spot is taken."""
+        if not self.clear(rectangle):
             return False
-        ground = self._bottom(rectangle)
+        corners = rectangle_corners(rectangle)[0]
+        ground = float(self.ground.height(corners[:, 0], corners[:, 1]).min())
         bottom = ground - 0.3 if z_from == 0.0 else ground + z_from
         x, y, length, width, yaw = rectangle
         self.primitives.add_box((x, y, bottom, length, width, ground + height - bottom, yaw), reflectivity,
                                 dropout=dropout, density=density)
         self.obstacles.add(rectangle)
         return True
+
+
+class _Frontage:
+    """Places scenery beside one side of one road."""
+
+    def __init__(self, road: Road, side: int, site: _Site):
+        self.road, self.side, self.site = road, side, site
+        self.primitives, self.obstacles, self.ground, self.corridors = (
+            site.primitives, site.obstacles, site.ground, site.corridors)
+        self.edge = road.v_max + road.sidewalk_width if side > 0 else road.v_min - road.sidewalk_width
+        s_centre, _ = road.to_local(0.0, 0.0)
+        self.s_start = max(road.s_min, float(s_centre) - FRONTAGE_RANGE)
+        self.s_end = min(road.s_max, float(s_centre) + FRONTAGE_RANGE)
+
+    def box(self, s0, s1, offset0, offset1, height, reflectivity, **surface) -> bool:
+        """:meth:`_Site.box` between distances ``offset0 < offset1`` outwards from the sidewalk's outer edge."""
+        v0, v1 = sorted((self.edge + self.side * offset0, self.edge + self.side * offset1))
+        return self.site.box(self.road.rectangle(s0, s1, v0, v1), height, reflectivity, **surface)
 
     def curb_offset(self, distance: float) -> float:
         """Offset (as :meth:`world` takes it) of a spot ``distance`` metres outside the asphalt edge."""
@@ -81,7 +91,7 @@ def add_tree(primitives: PrimitiveSet, obstacles: FootprintSet, ground: GroundMo
     trunk_h = float(rng.uniform(1.0, 2.5)) * scale
     crown_xy, crown_z = float(rng.uniform(1.3, 3.2)) * scale, float(rng.uniform(1.4, 3.0)) * scale
     primitives.add_cylinder(x, y, z - 0.2, z + trunk_h + crown_z, trunk_r, float(rng.uniform(0.2, 0.4)))
-    primitives.add_ellipsoid(x, y, z + trunk_h + 0.8 * crown_z, crown_xy, crown_z, float(rng.uniform(0.3, 0.55)),
+    primitives.add_ellipsoid(x, y, z + trunk_h + 0.8 * crown_z, crown_xy, crown_z, _foliage(rng),
                              density=float(rng.uniform(0.8, 2.5)))
     obstacles.add(footprint)
     return True
@@ -151,7 +161,7 @@ def _city(frontage: _Frontage, rng):
         if rng.random() < 0.9:
             setback = 0.0 if rng.random() < 0.8 else float(rng.uniform(0.0, 1.5))
             frontage.box(s, s + length, setback, setback + float(rng.uniform(8, 18)), float(rng.uniform(6, 20)),
-                         float(rng.uniform(0.15, 0.5)), dropout=float(rng.uniform(0.0, 0.3)))
+                         _facade(rng), dropout=float(rng.uniform(0.0, 0.3)))
         else:  # a wall in front of a yard or car park
             frontage.box(s, s + length, 0.1, 0.35, float(rng.uniform(1.0, 2.5)), float(rng.uniform(0.2, 0.5)))
         s += length + (float(rng.uniform(0, 1)) if rng.random() < 0.8 else float(rng.uniform(3, 10)))
@@ -184,7 +194,7 @@ def _residential(frontage: _Frontage, rng):
                          float(rng.uniform(0.2, 0.45)), dropout=float(rng.uniform(0.2, 0.6)))
         elif boundary < 0.6:  # hedge
             frontage.box(s, s + lot - driveway, 0.1, float(rng.uniform(0.7, 1.5)), float(rng.uniform(1.0, 3.0)),
-                         float(rng.uniform(0.35, 0.55)), density=float(rng.uniform(2, 5)))
+                         _foliage(rng), density=float(rng.uniform(2, 5)))
         elif boundary < 0.75:  # garden wall
             frontage.box(s, s + lot - driveway, 0.05, 0.3, float(rng.uniform(0.6, 2.0)), float(rng.uniform(0.2, 0.5)))
         setback = float(rng.uniform(2.0, 6.0))
@@ -192,7 +202,7 @@ def _residential(frontage: _Frontage, rng):
         house = float(rng.uniform(7, min(14, lot - 1)))
         start = s + float(rng.uniform(0, lot - house))
         frontage.box(start, start + house, setback, setback + depth, float(rng.uniform(4.5, 9)),
-                     float(rng.uniform(0.15, 0.5)), dropout=float(rng.uniform(0.0, 0.2)))
+                     _facade(rng), dropout=float(rng.uniform(0.0, 0.2)))
         for _ in range(rng.poisson(3.5)):
             x, y = frontage.world(s + float(rng.uniform(0, lot)), float(rng.uniform(1.2, setback + depth + 6)))
             if rng.random() < 0.5:
@@ -209,7 +219,7 @@ def _bush(frontage: _Frontage, x: float, y: float, rng):
         return
     z = float(frontage.ground.height(x, y))
     height = float(rng.uniform(0.5, 1.2)) * radius
-    frontage.primitives.add_ellipsoid(x, y, z + 0.6 * height, radius, height, float(rng.uniform(0.35, 0.55)),
+    frontage.primitives.add_ellipsoid(x, y, z + 0.6 * height, radius, height, _foliage(rng),
                                       density=float(rng.uniform(2, 5)))
     frontage.obstacles.add(footprint)
 
@@ -224,7 +234,7 @@ def _country(frontage: _Frontage, rng):
             offset = float(rng.uniform(2.0, 8.0))
             depth = float(rng.uniform(3.0, 10.0))
             frontage.box(s, s + stretch, offset, offset + depth, float(rng.uniform(2.0, 6.0)),
-                         float(rng.uniform(0.35, 0.55)), density=float(rng.uniform(0.3, 1.0)))
+                         _foliage(rng), density=float(rng.uniform(0.3, 1.0)))
             for ts in np.arange(s + float(rng.uniform(0, 8)), s + stretch, float(rng.uniform(6, 15))):
                 x, y = frontage.world(ts, offset + depth + float(rng.uniform(0.5, 2.5)))
                 add_tree(frontage.primitives, frontage.obstacles, frontage.ground, x, y, rng, scale=1.3)
@@ -237,25 +247,51 @@ def _country(frontage: _Frontage, rng):
         elif choice < 0.95:  # open field up to a distant tree line
             offset = float(rng.uniform(20, 60))
             frontage.box(s, s + stretch, offset, offset + float(rng.uniform(5, 15)), float(rng.uniform(6, 15)),
-                         float(rng.uniform(0.35, 0.55)), density=float(rng.uniform(0.3, 1.0)))
+                         _foliage(rng), density=float(rng.uniform(0.3, 1.0)))
         else:  # farm house
             setback = float(rng.uniform(8, 25))
             frontage.box(s, s + float(rng.uniform(10, 20)), setback, setback + float(rng.uniform(8, 14)),
                          float(rng.uniform(5, 10)), float(rng.uniform(0.2, 0.5)))
-        if rng.random() < 0.3:  # guard rail
-            frontage.box(s, s + stretch, 0.3, 0.4, 0.8, 0.6, z_from=0.45)
+        if rng.random() < 0.2:  # guard rail
+            offset = float(rng.uniform(1.0, 1.5))
+            frontage.box(s, s + stretch, offset, offset + 0.1, 0.8, 0.6, z_from=0.45)
         s += stretch
+
+
+def _road_end(site: _Site, road: Road, end: int, kind: str, rng):
+    """Close the view where the road ends (or bends out of sight): a row of buildings, or of trees on a
+    country road, across its axis."""
+    s_edge = road.s_max if end > 0 else road.s_min
+    near = s_edge + end * float(rng.uniform(2.0, 8.0))
+    far = near + end * float(rng.uniform(8.0, 20.0))
+    half = max(-road.v_min, road.v_max) + road.sidewalk_width + 25.0
+    v = -half
+    while v < half:
+        width = float(rng.uniform(8.0, 25.0))
+        rectangle = road.rectangle(min(near, far), max(near, far), v, min(v + width, half))
+        if kind != "road" and rng.random() < 0.8:
+            site.box(rectangle, float(rng.uniform(5.0, 15.0)), _facade(rng),
+                     dropout=float(rng.uniform(0.0, 0.3)))
+        else:
+            site.box(rectangle, float(rng.uniform(3.0, 12.0)), _foliage(rng),
+                     density=float(rng.uniform(0.3, 1.0)))
+        v += width + float(rng.uniform(0.0, 3.0))
 
 
 def add_scenery(kind: str, roads: list[Road], primitives: PrimitiveSet, obstacles: FootprintSet, ground: GroundModel,
                 rng: np.random.Generator) -> None:
-    """Line every road of the scene with the scenery of ``kind`` (one of :data:`SCENE_KINDS`)."""
+    """Line every road of the scene with the scenery of ``kind`` (one of :data:`SCENE_KINDS`) and close the
+    view at the ends of roads that end (or bend away) within sight."""
     if kind not in SCENE_KINDS:
         raise ValueError(f"unknown scene kind {kind!r}; expected one of {SCENE_KINDS}")
     builder = {"city": _city, "residential": _residential, "road": _country}[kind]
+    site = _Site(roads, primitives, obstacles, ground)
     for road in roads:
+        for end, closed in zip((-1, 1), road.ends_closed):
+            if closed:
+                _road_end(site, road, end, kind, rng)
         for side in (-1, 1):
-            frontage = _Frontage(road, side, roads, primitives, obstacles, ground, rng)
+            frontage = _Frontage(road, side, site)
             if road.sidewalk_width > 0:
                 s = frontage.s_start + float(rng.uniform(0, 20))
                 while s < frontage.s_end:

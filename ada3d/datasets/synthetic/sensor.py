@@ -21,8 +21,6 @@ from functools import lru_cache
 
 import numpy as np
 
-from ada3d.structures import box_corners
-
 
 def hdl64e_elevations_deg() -> np.ndarray:
     """``[64]`` nominal elevation of each HDL-64E laser in degrees, from the highest to the lowest."""
@@ -31,14 +29,25 @@ def hdl64e_elevations_deg() -> np.ndarray:
     return np.concatenate([upper, lower])
 
 
+def _panel(azimuth_deg: float, distance: float, width: float, top: float) -> tuple[float, ...]:
+    """A thin upright panel facing the scanner (a mount or antenna on the roof), as a LiDAR box."""
+    azimuth = np.radians(azimuth_deg)
+    return (distance * np.cos(azimuth), distance * np.sin(azimuth), -1.6, 0.04, width, top + 1.6, azimuth)
+
+
 # Body of the KITTI recording car (VW Passat B6 wagon) as seen from the roof-mounted scanner: bonnet,
-# roof and boot as boxes (x, y, z, l, w, h, yaw) in the sensor frame (z = 0 at the scanner, ground at
-# -1.73 m). Sized so the lowest rings lose the azimuth sectors they lose in the real scans: the lowest
-# laser about +-30 deg ahead and +-55 deg behind, the eighth-lowest about +-25 deg behind only.
+# roof and boot, and three mounts on the roof, as boxes (x, y, z, l, w, h, yaw) in the sensor frame
+# (z = 0 at the scanner, ground at -1.73 m). Sized so the low rings lose the azimuth sectors they lose in
+# every real scan: the lowest laser about +-30 deg ahead and +-55 deg behind, the eighth-lowest about
+# +-25 deg behind; the lowest 19 lasers about 280-290 deg (right, behind the scanner), lasers 45-55 part
+# of 150-170 and 190-210 deg; the upper 40 lasers nothing.
 KITTI_EGO_BOXES = (
     (1.10, 0.0, -1.60, 1.80, 1.80, 0.79, 0.0),  # bonnet, top 0.92 m above ground
     (-0.25, 0.0, -1.60, 0.90, 1.44, 1.20, 0.0),  # roof around the scanner mount, 1.33 m above ground
     (-1.55, 0.0, -1.60, 1.70, 1.80, 0.81, 0.0),  # boot, 0.94 m above ground
+    _panel(285.0, 1.0, 0.2, -0.26),
+    _panel(158.0, 1.3, 0.15, -0.34),
+    _panel(202.0, 1.3, 0.15, -0.34),
 )
 
 
@@ -72,7 +81,7 @@ class SensorConfig:
     output_range: float | None = 80.0
     range_noise: float = 0.02
     dropout: float = 0.02
-    detection_range_grey: float = 80.0
+    detection_range_grey: float = 90.0
     intensity_falloff_range: float = 36.0
     ego_boxes: tuple[tuple[float, ...], ...] = KITTI_EGO_BOXES
 
@@ -136,10 +145,14 @@ def ego_mask(sensor: SensorConfig) -> np.ndarray:
 
 def _rays_hit_upright_box(directions: np.ndarray, box: np.ndarray) -> np.ndarray:
     """Slab test of rays from the origin against one LiDAR box; ``[R]`` bool."""
-    corners = box_corners(box[None])[0]
-    lower, upper = corners.min(0), corners.max(0)  # the ego boxes are axis-aligned (yaw 0)
+    cos, sin = np.cos(box[6]), np.sin(box[6])
+    rotation = np.array([[cos, sin, 0.0], [-sin, cos, 0.0], [0.0, 0.0, 1.0]])  # LiDAR -> box frame
+    local = directions @ rotation.T
+    centre = rotation @ np.array([box[0], box[1], 0.0])
+    lower = centre + np.array([-box[3] / 2, -box[4] / 2, box[2]])
+    upper = centre + np.array([box[3] / 2, box[4] / 2, box[2] + box[5]])
     with np.errstate(divide="ignore", invalid="ignore"):
-        t0, t1 = lower / directions, upper / directions
+        t0, t1 = lower / local, upper / local
     t_near = np.nan_to_num(np.minimum(t0, t1), nan=-np.inf).max(1)
     t_far = np.nan_to_num(np.maximum(t0, t1), nan=np.inf).min(1)
     return (t_near <= t_far) & (t_far > 0)
