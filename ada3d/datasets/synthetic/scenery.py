@@ -165,8 +165,8 @@ def _city(frontage: _Frontage, rng):
         else:  # a wall in front of a yard or car park
             frontage.box(s, s + length, 0.1, 0.35, float(rng.uniform(1.0, 2.5)), float(rng.uniform(0.2, 0.5)))
         s += length + (float(rng.uniform(0, 1)) if rng.random() < 0.8 else float(rng.uniform(3, 10)))
-    if frontage.road.sidewalk_width >= 2.0 and rng.random() < 0.7:
-        _street_trees(frontage, rng, scale=0.8)
+    if frontage.road.sidewalk_width >= 2.0 and rng.random() < 0.8:
+        _street_trees(frontage, rng, scale=1.0)
 
 
 def _street_trees(frontage: _Frontage, rng, scale: float):
@@ -182,8 +182,8 @@ def _street_trees(frontage: _Frontage, rng, scale: float):
 def _residential(frontage: _Frontage, rng):
     """Lots with a fence, hedge or wall at the sidewalk, a house behind a front yard, trees and bushes;
     often a row of street trees."""
-    if rng.random() < 0.65:
-        _street_trees(frontage, rng, scale=1.0)
+    if rng.random() < 0.8:
+        _street_trees(frontage, rng, scale=1.2)
     s = frontage.s_start + float(rng.uniform(0, 5))
     while s < frontage.s_end:
         lot = float(rng.uniform(12, 26))
@@ -225,7 +225,8 @@ def _bush(frontage: _Frontage, x: float, y: float, rng):
 
 
 def _country(frontage: _Frontage, rng):
-    """Hedgerows (a band of foliage with trees), tree rows, open fields with a distant tree line, farms."""
+    """Hedgerows and woodland edges (a band of foliage with trees), tree rows, open fields with a distant
+    tree line, farms."""
     s = frontage.s_start
     while s < frontage.s_end:
         stretch = float(rng.uniform(20, 80))
@@ -233,7 +234,7 @@ def _country(frontage: _Frontage, rng):
         if choice < 0.7:  # hedgerow: shrubs as a foliage volume, trees standing in it
             offset = float(rng.uniform(2.0, 8.0))
             depth = float(rng.uniform(3.0, 10.0))
-            frontage.box(s, s + stretch, offset, offset + depth, float(rng.uniform(2.0, 6.0)),
+            frontage.box(s, s + stretch, offset, offset + depth, float(rng.uniform(3.0, 10.0)),
                          _foliage(rng), density=float(rng.uniform(0.3, 1.0)))
             for ts in np.arange(s + float(rng.uniform(0, 8)), s + stretch, float(rng.uniform(6, 15))):
                 x, y = frontage.world(ts, offset + depth + float(rng.uniform(0.5, 2.5)))
