@@ -49,9 +49,6 @@ class FootprintSet:
         self._rectangles = np.zeros((64, 5))
         self._count = 0
 
-    def __len__(self) -> int:
-        return self._count
-
     def is_free(self, rectangle, margin: float = 0.0) -> bool:
         """True when ``rectangle`` grown by ``margin`` on every side overlaps no stored rectangle."""
         grown = np.asarray(rectangle, dtype=np.float64).copy()

@@ -35,9 +35,6 @@ class PrimitiveSet:
     def __init__(self):
         self._rows: list[np.ndarray] = []
 
-    def __len__(self) -> int:
-        return len(self._rows)
-
     def _add(self, kind, cx, cy, z0, z1, half_l, half_w, yaw, radius, reflectivity, dropout, density, obj, gloss):
         if not (z1 > z0 and half_l > 0 and half_w >= 0):
             raise ValueError(f"degenerate shape: z {z0}..{z1}, half sizes {half_l}, {half_w}")

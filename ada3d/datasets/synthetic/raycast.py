@@ -4,8 +4,8 @@ The scan is processed column by column (one azimuth, all lasers). Within a colum
 vertical plane, so each shape is first intersected with that plane's horizontal line (once per column),
 and then each laser only clips the interval to the shape's height. Shapes are culled twice: by azimuth
 (each shape is listed in the 0.5 deg azimuth bins its bounding cylinder covers) and by elevation (each
-shape knows the range of lasers that can reach it). A frame of about 140k rays against a few hundred
-shapes takes a few tens of milliseconds.
+shape knows the range of lasers that can reach it). A revolution (138k rays) against a few hundred
+shapes takes 30-60 ms on one core, most of it on the terrain and its sidewalks.
 
 Random decisions inside the caster (how deep a ray gets into foliage) come from a hash of
 ``(seed, ray, shape)``, so results do not depend on loop order or on other frames.
