@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -19,6 +21,23 @@ KITTI_CLASSES = ("Car", "Van", "Truck", "Pedestrian", "Person_sitting", "Cyclist
 # ranges [x0, y0, z0, x1, y1, z1] (metres) of the common configs: KITTI's camera field of view, nuScenes' 360 deg
 KITTI_POINT_CLOUD_RANGE = (0.0, -40.0, -3.0, 70.4, 40.0, 1.0)
 NUSCENES_POINT_CLOUD_RANGE = (-51.2, -51.2, -5.0, 51.2, 51.2, 3.0)
+
+
+def default_point_cloud_range(view: FrameView) -> tuple[float, ...]:
+    """The range to frame ``view`` in: its first stage grid's, else KITTI's for 4-column points and
+    nuScenes' for 5 or more columns."""
+    for stage in view.stages:
+        for grid in (stage.grid, stage.importance_grid):
+            if grid is not None:
+                return grid.point_cloud_range
+    return NUSCENES_POINT_CLOUD_RANGE if view.points.shape[1] >= NUSCENES_POINT_DIM else KITTI_POINT_CLOUD_RANGE
+
+
+class FrameSource(NamedTuple):
+    """A frame to show, loaded only when needed (the viewer steps through many)."""
+
+    name: str
+    load: Callable[[], FrameView]
 
 
 def infer_point_dim(path: str | Path) -> int:

@@ -1,8 +1,8 @@
 """Off-screen rendering of a :class:`~ada3d.visualization.scene.Scene` to an image (no window or display).
 
-Filament renders through Vulkan or EGL; on a machine without a GPU it runs on Mesa's software driver
-(packages ``libvulkan1 mesa-vulkan-drivers``). Colours come out as given: linear tone mapping, no
-post-processing, so a point drawn in ``KEPT_COLOR`` has exactly that colour in the image.
+Open3D's Filament renders through Vulkan; on a machine without a GPU or display it runs on Mesa's
+software driver llvmpipe (Debian/Ubuntu packages ``libvulkan1 mesa-vulkan-drivers``). Colours come out as
+given (linear tone mapping, no post-processing): a point drawn in ``KEPT_COLOR`` has that colour in the image.
 """
 
 from __future__ import annotations
@@ -13,8 +13,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from ada3d.visualization.cameras import ChaseCamera, TopDownCamera, project_to_pixels
-from ada3d.visualization.colors import BACKGROUND_COLOR
-from ada3d.visualization.scene import Scene, rendering
+from ada3d.visualization.scene import Scene, configure_open3d_scene, rendering, show_in_open3d_scene
 
 TEXT_COLOR = (235, 235, 235)
 
@@ -23,8 +22,25 @@ def _font(size: int) -> ImageFont.ImageFont:
     return ImageFont.load_default(size=size)
 
 
+_shared_renderer: dict[str, object] = {"renderer": None, "size": None}
+
+
+def _offscreen_renderer(width: int, height: int) -> rendering.OffscreenRenderer:
+    """The process's one Open3D off-screen renderer, recreated when the size changes.
+
+    Open3D 0.20 aborts the process when an ``OffscreenRenderer`` is destroyed while another one lives
+    ("destroying MaterialInstance ... still in use"), so every :class:`SceneRenderer` shares this one.
+    """
+    if _shared_renderer["size"] != (width, height):
+        _shared_renderer["renderer"] = None  # the old one goes before the new one is made
+        renderer = rendering.OffscreenRenderer(width, height)
+        configure_open3d_scene(renderer.scene)
+        _shared_renderer.update(renderer=renderer, size=(width, height))
+    return _shared_renderer["renderer"]
+
+
 class SceneRenderer:
-    """Renders scenes into ``height x width`` RGB images; one Filament renderer, reused for every image.
+    """Renders scenes into ``height x width`` RGB images (through one Open3D renderer per process, reused).
 
     Example::
 
@@ -37,22 +53,14 @@ class SceneRenderer:
             raise ValueError(f"image size must be at least 16 x 16 pixels, got {width} x {height}")
         self.width, self.height = width, height
         self.font_size = font_size or max(12, height // 50)
-        self._renderer = rendering.OffscreenRenderer(width, height)
-        view = self._renderer.scene.view
-        view.set_color_grading(rendering.ColorGrading(rendering.ColorGrading.Quality.HIGH,
-                                                      rendering.ColorGrading.ToneMapping.LINEAR))
-        view.set_post_processing(False)
-        self._renderer.scene.set_background([*BACKGROUND_COLOR, 1.0])
 
     def render(self, scene: Scene, camera: TopDownCamera | ChaseCamera, annotate: bool = True) -> np.ndarray:
         """``[height, width, 3]`` uint8 image of ``scene``; with ``annotate``, the labels, caption and legend."""
-        open3d_scene = self._renderer.scene
-        open3d_scene.clear_geometry()
-        for item in scene.items:
-            open3d_scene.add_geometry(item.name, item.geometry, item.material)
-        camera.apply(open3d_scene.camera, self.width, self.height)
-        image = np.asarray(self._renderer.render_to_image()).copy()
-        return self._annotate(image, scene) if annotate else image
+        renderer = _offscreen_renderer(self.width, self.height)
+        show_in_open3d_scene(scene, renderer.scene)
+        camera.apply(renderer.scene.camera, self.width, self.height)
+        image = np.asarray(renderer.render_to_image()).copy()
+        return self._annotate(image, scene, renderer.scene.camera) if annotate else image
 
     def save_png(self, scene: Scene, camera: TopDownCamera | ChaseCamera, path: str | Path,
                  annotate: bool = True) -> Path:
@@ -62,13 +70,13 @@ class SceneRenderer:
         Image.fromarray(self.render(scene, camera, annotate)).save(path)
         return path
 
-    def _annotate(self, image: np.ndarray, scene: Scene) -> np.ndarray:
+    def _annotate(self, image: np.ndarray, scene: Scene, camera: rendering.Camera) -> np.ndarray:
         canvas = Image.fromarray(image)
         draw = ImageDraw.Draw(canvas)
         font = _font(self.font_size)
         if scene.labels:
             positions = np.array([label.position for label in scene.labels])
-            pixels, in_front = project_to_pixels(self._renderer.scene.camera, positions, self.width, self.height)
+            pixels, in_front = project_to_pixels(camera, positions, self.width, self.height)
             for label, (col, row), visible in zip(scene.labels, pixels, in_front):
                 if visible and 0 <= col < self.width and 0 <= row < self.height:
                     draw.text((col, row), label.text, fill=_rgb255(label.color), font=font, anchor="mb",

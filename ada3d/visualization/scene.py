@@ -12,6 +12,7 @@ import numpy as np
 
 from ada3d.structures import box_corners
 from ada3d.visualization.colors import (
+    BACKGROUND_COLOR,
     GT_BOX_COLOR,
     IMPORTANCE_COLORMAP,
     PRED_BOX_COLOR,
@@ -44,7 +45,8 @@ class SceneOptions:
         stage: the stage (index or name) that ``"stage"`` colouring and the importance map come from.
         show_gt / show_pred / show_importance: draw ground-truth boxes, predicted boxes (with their
             ``class score`` labels), the stage's importance map.
-        point_size / line_width: in pixels.
+        point_size: in pixels.
+        box_width: thickness of the box edges in metres.
         ground_z: height (metres) of the importance map; default: the 2nd percentile of the points' z.
     """
 
@@ -54,7 +56,7 @@ class SceneOptions:
     show_pred: bool = True
     show_importance: bool = True
     point_size: float = 2.0
-    line_width: float = 2.0
+    box_width: float = 0.12
     ground_z: float | None = None
 
 
@@ -82,11 +84,10 @@ class Scene:
     caption: str = ""
 
 
-def _material(shader: str, point_size: float = 1.0, line_width: float = 1.0) -> rendering.MaterialRecord:
+def _material(shader: str, point_size: float = 1.0) -> rendering.MaterialRecord:
     material = rendering.MaterialRecord()
     material.shader = shader
     material.point_size = point_size
-    material.line_width = line_width
     return material
 
 
@@ -97,13 +98,41 @@ def point_cloud(points: np.ndarray, colors: np.ndarray) -> o3d.geometry.PointClo
     return cloud
 
 
-def box_line_set(boxes: np.ndarray, color: tuple[float, float, float]) -> o3d.geometry.LineSet:
-    """Wireframes of ``[M, 7]`` LiDAR boxes: 12 edges and a cross on the front face, all in ``color``."""
-    corners = box_corners(np.asarray(boxes, dtype=np.float64).reshape(-1, 7)).reshape(-1, 3)
-    edges = (BOX_EDGES[None] + 8 * np.arange(len(boxes))[:, None, None]).reshape(-1, 2)
-    lines = o3d.geometry.LineSet(o3d.utility.Vector3dVector(corners), o3d.utility.Vector2iVector(edges))
-    lines.colors = o3d.utility.Vector3dVector(np.tile(np.asarray(color, dtype=np.float64), (len(edges), 1)))
-    return lines
+def box_edges(boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Edge end points of ``[M, 7]`` LiDAR boxes: 12 edges and a cross on the front face per box.
+
+    Returns:
+        ``(starts [M * 14, 3], ends [M * 14, 3])`` in metres.
+    """
+    corners = box_corners(np.asarray(boxes, dtype=np.float64).reshape(-1, 7))  # [M, 8, 3]
+    return corners[:, BOX_EDGES[:, 0]].reshape(-1, 3), corners[:, BOX_EDGES[:, 1]].reshape(-1, 3)
+
+
+def box_wireframes(boxes: np.ndarray, color: tuple[float, float, float], width: float) -> o3d.geometry.TriangleMesh:
+    """Wireframes of ``[M, 7]`` LiDAR boxes (:func:`box_edges`) as square bars ``width`` metres thick.
+
+    Bars rather than GL lines: Filament's wide-line shader draws wrong widths under orthographic and
+    distant cameras, and one-pixel lines are hard to see; bars are real geometry, depth-tested, and look
+    the same in the window and in the PNGs.
+    """
+    starts, ends = box_edges(boxes)
+    direction = ends - starts
+    direction /= np.maximum(np.linalg.norm(direction, axis=1, keepdims=True), 1e-9)
+    helper = np.where(np.abs(direction[:, 2:3]) < 0.9, [[0.0, 0.0, 1.0]], [[1.0, 0.0, 0.0]])
+    side = np.cross(direction, helper)
+    side /= np.linalg.norm(side, axis=1, keepdims=True)
+    up = np.cross(direction, side)
+    offsets = np.stack([side + up, side - up, -side - up, -side + up], 1) * (width / 2)  # [E, 4, 3]
+    vertices = np.concatenate([starts[:, None] + offsets, ends[:, None] + offsets], 1)  # [E, 8, 3]
+    # four long faces, two triangles each, over the ring 0-1-2-3 at the start and 4-5-6-7 at the end
+    faces = np.array([[i, (i + 1) % 4, 4 + (i + 1) % 4] for i in range(4)] + [[i, 4 + (i + 1) % 4, 4 + i]
+                                                                             for i in range(4)])
+    triangles = (faces[None] + 8 * np.arange(len(starts))[:, None, None]).reshape(-1, 3)
+    mesh = o3d.geometry.TriangleMesh(o3d.utility.Vector3dVector(vertices.reshape(-1, 3)),
+                                     o3d.utility.Vector3iVector(triangles))
+    mesh.vertex_colors = o3d.utility.Vector3dVector(np.tile(np.asarray(color, dtype=np.float64),
+                                                            (len(vertices) * 8, 1)))
+    return mesh
 
 
 def _srgb_encode(linear: np.ndarray) -> np.ndarray:
@@ -136,6 +165,21 @@ def importance_item(importance: np.ndarray, grid: GridGeometry, z: float) -> Sce
     return SceneItem("importance", mesh, material)
 
 
+def configure_open3d_scene(open3d_scene: rendering.Open3DScene) -> None:
+    """Dark background, linear tone mapping and no post-processing, so colours render exactly as given."""
+    open3d_scene.set_background([*BACKGROUND_COLOR, 1.0])
+    open3d_scene.view.set_color_grading(rendering.ColorGrading(rendering.ColorGrading.Quality.HIGH,
+                                                               rendering.ColorGrading.ToneMapping.LINEAR))
+    open3d_scene.view.set_post_processing(False)
+
+
+def show_in_open3d_scene(scene: Scene, open3d_scene: rendering.Open3DScene) -> None:
+    """Replace the geometry of ``open3d_scene`` by ``scene``'s items (labels and legend are the caller's)."""
+    open3d_scene.clear_geometry()
+    for item in scene.items:
+        open3d_scene.add_geometry(item.name, item.geometry, item.material)
+
+
 def _caption(view: FrameView, options: SceneOptions) -> str:
     if options.color_by != "stage":
         return f"{view.name}: points by {options.color_by}"
@@ -150,12 +194,14 @@ def build_scene(view: FrameView, options: SceneOptions | None = None) -> Scene:
     scene = Scene(legend=legend, caption=_caption(view, options))
     scene.items.append(SceneItem("points", point_cloud(view.points, colors),
                                  _material("defaultUnlit", point_size=options.point_size)))
-    line_material = _material("unlitLine", line_width=options.line_width)
+    box_material = _material("defaultUnlit")
     if options.show_gt and len(view.gt_boxes):
-        scene.items.append(SceneItem("gt_boxes", box_line_set(view.gt_boxes, GT_BOX_COLOR), line_material))
+        scene.items.append(SceneItem("gt_boxes", box_wireframes(view.gt_boxes, GT_BOX_COLOR, options.box_width),
+                                     box_material))
         scene.legend.append((f"ground truth ({len(view.gt_boxes)})", GT_BOX_COLOR))
     if options.show_pred and len(view.pred_boxes):
-        scene.items.append(SceneItem("pred_boxes", box_line_set(view.pred_boxes, PRED_BOX_COLOR), line_material))
+        scene.items.append(SceneItem("pred_boxes",
+                                     box_wireframes(view.pred_boxes, PRED_BOX_COLOR, options.box_width), box_material))
         scene.legend.append((f"predictions ({len(view.pred_boxes)})", PRED_BOX_COLOR))
         tops = view.pred_boxes[:, :3].copy()
         tops[:, 2] += view.pred_boxes[:, 5]
