@@ -104,7 +104,8 @@ def bev_figure(view: FrameView, grid: GridGeometry, stage: int | str | None = No
         stage: index or name of the stage to show, or None for the occupancy panel alone.
 
     Returns:
-        a figure with one panel per available map, boxes drawn on each.
+        a figure with one panel per available map, boxes drawn on each; the panels' axes are labelled
+        ``"occupancy"``, ``"importance"``, ``"kept"`` (``Axes.get_label()``).
     """
     panels = ["occupancy"]
     selected = None if stage is None else view.stage(stage)
@@ -113,6 +114,7 @@ def bev_figure(view: FrameView, grid: GridGeometry, stage: int | str | None = No
     figure = Figure(figsize=(PANEL_INCHES * len(panels), PANEL_INCHES), layout="constrained")
     axes = figure.subplots(1, len(panels), squeeze=False)[0]
     for ax, panel in zip(axes, panels):
+        ax.set_label(panel)
         if panel == "occupancy":
             counts = occupancy_counts(view.points, grid)
             _setup_axes(ax, grid, f"{view.name}: points per {grid.cell_size[0]:g} m cell")
@@ -135,26 +137,31 @@ def bev_figure(view: FrameView, grid: GridGeometry, stage: int | str | None = No
     return figure
 
 
-def density_vs_range_figure(view: FrameView, stage: int | str, bin_size: float = 2.0) -> Figure:
-    """Kept and dropped voxels (points, for a point-level stage) per metre of range from the sensor.
+def range_histogram(view: FrameView, stage: int | str, bin_size: float = 2.0) -> tuple[np.ndarray, ...]:
+    """Kept and dropped voxels (points, for a point-level stage) per range bin.
 
-    Range is the horizontal distance ``hypot(x, y)`` of the voxel centre (or point). The right axis shows
-    the kept fraction per range bin.
+    Range is the horizontal distance ``hypot(x, y)`` from the sensor of a voxel's centre (or a point).
+
+    Returns:
+        ``(edges [B + 1] metres from 0 in steps of bin_size, kept [B], dropped [B] counts)``.
     """
     selected = view.stage(stage)
-    if selected.is_point_level:
-        xy, kept, unit = view.points[:, :2], selected.kept, "points"
-    else:
-        xy, kept, unit = selected.grid.cell_centres(selected.coords)[:, :2], selected.kept, "voxels"
+    xy = view.points[:, :2] if selected.is_point_level else selected.grid.cell_centres(selected.coords)[:, :2]
     distance = np.hypot(xy[:, 0], xy[:, 1])
     edges = np.arange(0.0, max(float(distance.max(initial=0.0)), bin_size) + bin_size, bin_size)
-    kept_counts = np.histogram(distance[kept], edges)[0]
-    dropped_counts = np.histogram(distance[~kept], edges)[0]
+    return edges, np.histogram(distance[selected.kept], edges)[0], np.histogram(distance[~selected.kept], edges)[0]
+
+
+def density_vs_range_figure(view: FrameView, stage: int | str, bin_size: float = 2.0) -> Figure:
+    """:func:`range_histogram` as densities (per metre of range), with the kept fraction on the right axis."""
+    selected = view.stage(stage)
+    unit = "points" if selected.is_point_level else "voxels"
+    edges, kept_counts, dropped_counts = range_histogram(view, stage, bin_size)
     figure = Figure(figsize=(7, 4), layout="constrained")
     ax = figure.subplots()
-    ax.stairs(kept_counts / bin_size, edges, color=KEPT_COLOR, linewidth=1.8, label=f"kept ({kept.sum():,})")
+    ax.stairs(kept_counts / bin_size, edges, color=KEPT_COLOR, linewidth=1.8, label=f"kept ({kept_counts.sum():,})")
     ax.stairs(dropped_counts / bin_size, edges, color=DROPPED_COLOR, linewidth=1.8,
-              label=f"dropped ({(~kept).sum():,})")
+              label=f"dropped ({dropped_counts.sum():,})")
     ax.set_yscale("symlog", linthresh=1.0)
     ax.set_xlabel("range from the sensor (m)")
     ax.set_ylabel(f"{unit} per metre of range")

@@ -60,7 +60,14 @@ class SceneRenderer:
         show_in_open3d_scene(scene, renderer.scene)
         camera.apply(renderer.scene.camera, self.width, self.height)
         image = np.asarray(renderer.render_to_image()).copy()
-        return self._annotate(image, scene, renderer.scene.camera) if annotate else image
+        return self._annotate(image, scene, camera) if annotate else image
+
+    def project(self, points: np.ndarray, camera: TopDownCamera | ChaseCamera) -> tuple[np.ndarray, np.ndarray]:
+        """Pixel ``(col, row)`` ``[N, 2]`` of ``[N, 3]`` points in this renderer's images under ``camera``,
+        and ``[N]`` bool: in front of the camera."""
+        open3d_camera = _offscreen_renderer(self.width, self.height).scene.camera
+        camera.apply(open3d_camera, self.width, self.height)
+        return project_to_pixels(open3d_camera, points, self.width, self.height)
 
     def save_png(self, scene: Scene, camera: TopDownCamera | ChaseCamera, path: str | Path,
                  annotate: bool = True) -> Path:
@@ -70,13 +77,13 @@ class SceneRenderer:
         Image.fromarray(self.render(scene, camera, annotate)).save(path)
         return path
 
-    def _annotate(self, image: np.ndarray, scene: Scene, camera: rendering.Camera) -> np.ndarray:
+    def _annotate(self, image: np.ndarray, scene: Scene, camera: TopDownCamera | ChaseCamera) -> np.ndarray:
         canvas = Image.fromarray(image)
         draw = ImageDraw.Draw(canvas)
         font = _font(self.font_size)
         if scene.labels:
             positions = np.array([label.position for label in scene.labels])
-            pixels, in_front = project_to_pixels(camera, positions, self.width, self.height)
+            pixels, in_front = self.project(positions, camera)
             for label, (col, row), visible in zip(scene.labels, pixels, in_front):
                 if visible and 0 <= col < self.width and 0 <= row < self.height:
                     draw.text((col, row), label.text, fill=_rgb255(label.color), font=font, anchor="mb",
