@@ -20,6 +20,11 @@ HEIGHT_COLORMAP, INTENSITY_COLORMAP, IMPORTANCE_COLORMAP = "viridis", "plasma", 
 COLOR_MODES = ("stage", "height", "intensity")
 
 
+def srgb_encode(linear: np.ndarray) -> np.ndarray:
+    """Linear [0, 1] -> sRGB [0, 1]; for colours Filament decodes as sRGB (textures, the background)."""
+    return np.where(linear <= 0.0031308, 12.92 * linear, 1.055 * np.power(linear, 1 / 2.4) - 0.055)
+
+
 def status_colors(status: np.ndarray) -> np.ndarray:
     """``[N]`` statuses (KEPT / DROPPED / NOT_IN_STAGE) -> ``[N, 3]`` colours."""
     table = np.array([STATUS_COLORS[NOT_IN_STAGE], STATUS_COLORS[DROPPED], STATUS_COLORS[KEPT]])

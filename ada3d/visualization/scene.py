@@ -18,6 +18,7 @@ from ada3d.visualization.colors import (
     PRED_BOX_COLOR,
     point_colors,
     scalar_colors,
+    srgb_encode,
 )
 from ada3d.visualization.frame_view import FrameView, GridGeometry
 
@@ -135,11 +136,6 @@ def box_wireframes(boxes: np.ndarray, color: tuple[float, float, float], width: 
     return mesh
 
 
-def _srgb_encode(linear: np.ndarray) -> np.ndarray:
-    """Linear [0, 1] -> sRGB [0, 1] (Filament decodes colour textures as sRGB)."""
-    return np.where(linear <= 0.0031308, 12.92 * linear, 1.055 * np.power(linear, 1 / 2.4) - 0.055)
-
-
 def importance_item(importance: np.ndarray, grid: GridGeometry, z: float) -> SceneItem:
     """The ``[H, W]`` importance map as one textured rectangle over ``grid`` at height ``z`` (metres).
 
@@ -151,7 +147,7 @@ def importance_item(importance: np.ndarray, grid: GridGeometry, z: float) -> Sce
     colors = scalar_colors(np.where(finite, importance, low).ravel(), IMPORTANCE_COLORMAP, low, high)
     colors[~finite.ravel()] = 0.0
     texels_per_cell = max(1, min(8, TEXTURE_SIZE // max(importance.shape)))
-    texture = (255 * _srgb_encode(colors.reshape(*importance.shape, 3))).round().astype(np.uint8)
+    texture = (255 * srgb_encode(colors.reshape(*importance.shape, 3))).round().astype(np.uint8)
     # texture row 0 is the far edge (v = 1), so rows run from y1 down to y0
     texture = np.repeat(np.repeat(texture[::-1], texels_per_cell, 0), texels_per_cell, 1)
     x0, y0, _, x1, y1, _ = grid.point_cloud_range
@@ -167,7 +163,7 @@ def importance_item(importance: np.ndarray, grid: GridGeometry, z: float) -> Sce
 
 def configure_open3d_scene(open3d_scene: rendering.Open3DScene) -> None:
     """Dark background, linear tone mapping and no post-processing, so colours render exactly as given."""
-    open3d_scene.set_background([*BACKGROUND_COLOR, 1.0])
+    open3d_scene.set_background([*srgb_encode(np.asarray(BACKGROUND_COLOR)), 1.0])  # decoded as sRGB
     open3d_scene.view.set_color_grading(rendering.ColorGrading(rendering.ColorGrading.Quality.HIGH,
                                                                rendering.ColorGrading.ToneMapping.LINEAR))
     open3d_scene.view.set_post_processing(False)
