@@ -26,7 +26,7 @@ TOP = TopDownCamera((RANGE[0], RANGE[3]), (RANGE[1], RANGE[4]))
 
 
 @pytest.fixture(scope="module")
-def renderer():
+def renderer(open3d_renders):
     return SceneRenderer(SIZE, SIZE)
 
 

@@ -21,6 +21,7 @@ visualize = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(visualize)
 
 SCAN = KITTI_DEMO_ROOT / "training" / "velodyne" / "000008.bin"
+pytestmark = pytest.mark.usefixtures("open3d_renders")
 
 
 def _image(path) -> np.ndarray:
