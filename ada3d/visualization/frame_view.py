@@ -40,8 +40,8 @@ class GridGeometry:
         object.__setattr__(self, "point_cloud_range", tuple(float(value) for value in self.point_cloud_range))
         if len(self.cell_size) not in (2, 3) or min(self.cell_size) <= 0:
             raise ValueError(f"cell_size must be 2 or 3 positive sizes (dx, dy[, dz]), got {self.cell_size}")
-        lower, upper = np.array(self.point_cloud_range[:3]), np.array(self.point_cloud_range[3:])
-        if len(self.point_cloud_range) != 6 or (upper[: self.ndim] <= lower[: self.ndim]).any():
+        bounds = np.array(self.point_cloud_range)
+        if len(bounds) != 6 or (bounds[3 : 3 + self.ndim] <= bounds[: self.ndim]).any():
             raise ValueError(f"point_cloud_range must be (x0, y0, z0, x1, y1, z1) with x0 < x1 ..., "
                              f"got {self.point_cloud_range}")
 

@@ -36,6 +36,8 @@ def test_grid_geometry_rejects_bad_arguments():
         GridGeometry((0.1,), RANGE)
     with pytest.raises(ValueError, match="point_cloud_range"):
         GridGeometry((0.1, 0.1), (0, 0, 0, -1, 1, 1))
+    with pytest.raises(ValueError, match="point_cloud_range"):
+        GridGeometry((0.1, 0.1), (0, 0, 1, 1))
 
 
 def test_point_level_status():
