@@ -1,4 +1,4 @@
-"""The Open3D scene of one frame: coloured points, box line sets, the BEV importance map on the ground.
+"""The Open3D scene of one frame: coloured points, box wireframes, the BEV importance map on the ground.
 
 A :class:`Scene` is renderer-neutral: Open3D geometries with Filament materials, plus text labels and a
 legend that the off-screen renderer draws into the image and the interactive viewer shows as 3D labels.
@@ -133,6 +133,7 @@ def box_wireframes(boxes: np.ndarray, color: tuple[float, float, float], width: 
                                      o3d.utility.Vector3iVector(triangles))
     mesh.vertex_colors = o3d.utility.Vector3dVector(np.tile(np.asarray(color, dtype=np.float64),
                                                             (len(vertices) * 8, 1)))
+    mesh.compute_triangle_normals()  # without normals Open3D's first upload of the mesh takes seconds
     return mesh
 
 
