@@ -61,7 +61,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     show = parser.add_argument_group("what to show")
     show.add_argument("--color-by", choices=["stage", "height", "intensity"],
                       help="point colours (default: stage when the frame has pruning stages, else height)")
-    show.add_argument("--stage", nargs="+", help="stages (names or 0-based positions) to render; default: all")
+    show.add_argument("--stage", nargs="+", help="stages (names or 0-based positions) to render with --out; "
+                      "default: all (the window starts at the first and steps with ] and [)")
     show.add_argument("--views", nargs="+", choices=["chase", "top"], default=["chase", "top"],
                       help="cameras of the headless renders")
     show.add_argument("--point-cloud-range", nargs=6, type=float, metavar=("X0", "Y0", "Z0", "X1", "Y1", "Z1"),
