@@ -169,9 +169,12 @@ def main(argv: list[str] | None = None) -> None:
         run_viewer(sources, options, args.point_cloud_range, tuple(args.size))
         return
 
+    import open3d
     from tqdm import tqdm
 
     from ada3d.visualization.render import SceneRenderer
+
+    open3d.utility.set_verbosity_level(open3d.utility.VerbosityLevel.Error)  # no "no display" warnings
 
     args.out.mkdir(parents=True, exist_ok=True)
     renderer = SceneRenderer(*args.size)
