@@ -1,0 +1,98 @@
+"""tools/visualize.py end to end, headless: a real KITTI scan, and a saved frame with pruning masks."""
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("open3d", reason="tools/visualize.py renders with open3d (pip install 'ada3d[viz]')")
+
+from PIL import Image  # noqa: E402
+
+from ada3d.visualization import GridGeometry  # noqa: E402
+from ada3d.visualization.colors import DROPPED_COLOR, GT_BOX_COLOR, KEPT_COLOR  # noqa: E402
+from ada3d.visualization.frame_io import save_frame_view  # noqa: E402
+from tests.ada3d.visualization.frames import RANGE, lattice_frame  # noqa: E402
+from tests.conftest import KITTI_DEMO_ROOT  # noqa: E402
+
+_spec = importlib.util.spec_from_file_location("visualize_cli", Path(__file__).parents[3] / "tools" / "visualize.py")
+visualize = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(visualize)
+
+SCAN = KITTI_DEMO_ROOT / "training" / "velodyne" / "000008.bin"
+pytestmark = pytest.mark.usefixtures("open3d_renders")
+
+
+def _image(path) -> np.ndarray:
+    return np.asarray(Image.open(path).convert("RGB")).astype(int)
+
+
+def _pixels_of(image, color, atol=3) -> int:
+    return int((np.abs(image - np.round(255 * np.asarray(color))).max(-1) <= atol).sum())
+
+
+def test_a_kitti_scan_renders_to_pngs_with_its_labels(tmp_path, capsys):
+    visualize.main(["--bin", str(SCAN), "--out", str(tmp_path), "--size", "480", "300"])
+    names = sorted(path.name for path in tmp_path.iterdir())
+    assert names == ["000008_bev.png", "000008_height_chase.png", "000008_height_top.png"]
+    assert "wrote 3 images" in capsys.readouterr().out
+    chase = _image(tmp_path / "000008_height_chase.png")
+    assert chase.shape == (300, 480, 3)
+    assert len(np.unique(chase.reshape(-1, 3), axis=0)) > 50 and chase.std() > 5  # not blank
+    assert _pixels_of(chase, GT_BOX_COLOR) > 100  # the six labelled cars, found in the KITTI tree
+    bev = _image(tmp_path / "000008_bev.png")
+    assert bev.std() > 5 and _pixels_of(bev, GT_BOX_COLOR, atol=40) > 50
+
+
+def test_a_saved_frame_renders_each_stage_with_its_masks(tmp_path):
+    view = lattice_frame()
+    grid = GridGeometry((4.0, 4.0), RANGE)
+    view.stages[0].importance, view.stages[0].importance_grid = np.ones(grid.shape), grid
+    path = save_frame_view(view, tmp_path / "lattice.npz")
+    out = tmp_path / "out"
+    visualize.main(["--frame-view", str(path), "--out", str(out), "--size", "400", "400", "--point-size", "6",
+                    "--views", "top", "--no-importance"])
+    stem = "lattice_stage0_keep_x_20"
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        ["lattice_bev.png", f"{stem}_top.png", f"{stem}_bev.png", f"{stem}_density.png"])
+    top = _image(out / f"{stem}_top.png")
+    # the range comes from the stage's grid: 10 px/m, +x up, +y left; these points are away from the legend
+    for x, y, color in [(1, -19, KEPT_COLOR), (17, -5, KEPT_COLOR), (21, -5, DROPPED_COLOR), (39, -19, DROPPED_COLOR)]:
+        row, col = int((RANGE[3] - x) * 10), int((RANGE[4] - y) * 10)
+        np.testing.assert_allclose(top[row, col], np.round(255 * np.asarray(color)), atol=1)
+    assert _pixels_of(_image(out / f"{stem}_bev.png"), KEPT_COLOR, atol=2) > 400  # 200 kept 0.2 m cells
+
+
+def test_model_flags_say_what_is_missing(capsys):
+    with pytest.raises(SystemExit):
+        visualize.main(["--bin", str(SCAN), "--config", "model.py", "--out", "x"])
+    assert "not implemented yet" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--bin", str(SCAN), "--labels", "a.txt"], "--labels and --calib go together"),
+        (["--kitti-root", str(KITTI_DEMO_ROOT), "--labels", "a.txt", "--calib", "b.txt"], "single --bin"),
+        (["--bin", str(SCAN), "--index", "8"], "--index goes with --kitti-root"),
+    ],
+)
+def test_argument_errors(argv, message, capsys):
+    with pytest.raises(SystemExit):
+        visualize.main(argv)
+    assert message in capsys.readouterr().err
+
+
+def test_stage_colours_need_stages(tmp_path):
+    with pytest.raises(ValueError, match="no pruning stages"):
+        visualize.main(["--kitti-root", str(KITTI_DEMO_ROOT), "--index", "8", "--color-by", "stage",
+                        "--out", str(tmp_path), "--size", "64", "64"])
+
+
+def test_without_out_and_display_the_tool_points_to_out(monkeypatch):
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    monkeypatch.setattr("sys.platform", "linux")
+    with pytest.raises(SystemExit, match="--out DIR"):
+        visualize.main(["--bin", str(SCAN)])
