@@ -1,3 +1,13 @@
-"""Detector components, registered in :data:`ada3d.registry.MODELS`."""
+"""Detector components, registered in :data:`ada3d.registry.MODELS` (task utilities in ``TASK_UTILS``)."""
 
-from ada3d.models import layers, middle_encoders, voxel_encoders  # noqa: F401  (registers the modules)
+from ada3d.models import (  # noqa: F401  (registers the modules)
+    backbones,
+    detectors,
+    heads,
+    layers,
+    losses,
+    middle_encoders,
+    necks,
+    task_modules,
+    voxel_encoders,
+)
