@@ -124,7 +124,9 @@ class Anchor3DHead(nn.Module):
         self.num_anchors = self.prior_generator.num_base_anchors
         self.loss_cls = MODELS.build(loss_cls or dict(type="FocalLoss", use_sigmoid=True, gamma=2.0, alpha=0.25))
         self.loss_bbox = MODELS.build(loss_bbox or dict(type="SmoothL1Loss", beta=1.0 / 9.0, loss_weight=2.0))
-        self.loss_dir = MODELS.build(loss_dir or dict(type="CrossEntropyLoss", loss_weight=0.2))
+        self.loss_dir = None
+        if use_direction_classifier:
+            self.loss_dir = MODELS.build(loss_dir or dict(type="CrossEntropyLoss", loss_weight=0.2))
         if not getattr(self.loss_cls, "use_sigmoid", False):
             raise ValueError("Anchor3DHead scores classes with sigmoids: loss_cls needs use_sigmoid=True")
 

@@ -97,6 +97,9 @@ def test_loss_keys_gradients_and_sin_difference():
     assert all(torch.isfinite(value) and value > 0 for value in losses.values())
     sum(losses.values()).backward()
     assert features[0].grad.abs().sum() > 0
+    without_direction = car_head(use_direction_classifier=False)
+    assert without_direction.conv_dir_cls is None and without_direction.loss_dir is None
+    assert set(without_direction.loss_by_feat(without_direction(features), gt)) == {"loss_cls", "loss_bbox"}
     # the yaw columns differ by sin(yaw_pred - yaw_target): a half turn costs nothing (the direction
     # classifier tells them apart)
     yaw_pred, yaw_target = torch.tensor([0.3, 0.3, -2.0]), torch.tensor([0.3 + math.pi, 1.0, 2.5])

@@ -41,6 +41,14 @@ def test_shipped_config_builds(name):
     assert list(model.middle_encoder.sparse_shape) == [grid[2] + 1, grid[1], grid[0]]  # (z + 1, y, x)
 
 
+@pytest.mark.skipif(MODELS.get("Det3DDataPreprocessor") is None,
+                    reason="Det3DDataPreprocessor is not registered (it comes with the data pipeline)")
+@pytest.mark.parametrize("name", SHIPPED)
+def test_shipped_config_builds_with_its_data_preprocessor(name):
+    model = MODELS.build(Config.fromfile(CONFIG_ROOT / name).model)
+    assert type(model.data_preprocessor).__name__ == "Det3DDataPreprocessor"
+
+
 def test_kitti_config_has_the_mmdet3d_second_shapes():
     model = MODELS.build(model_config(KITTI))
     assert model.middle_encoder.out_channels == 256 and model.bbox_head.in_channels == 512
