@@ -1,0 +1,5 @@
+"""Dense BEV backbones."""
+
+from ada3d.models.backbones.second import SECOND
+
+__all__ = ["SECOND"]
