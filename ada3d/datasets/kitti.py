@@ -66,8 +66,11 @@ class KittiDataset(BaseDataset):
         test_mode: bool = False,
         filter_empty_gt: bool = True,
         load_eval_anns: bool = True,
+        box_type_3d: str = "LiDAR",
         **kwargs,
     ) -> None:
+        if box_type_3d.lower() != "lidar":  # mmdet3d's argument: boxes here are always LiDAR boxes
+            raise ValueError(f"KittiDataset yields LiDAR boxes (box_type_3d='LiDAR'), got box_type_3d={box_type_3d!r}")
         if modality is not None and (not modality.get("use_lidar", True) or modality.get("use_camera", False)):
             raise ValueError(f"KittiDataset reads LiDAR only: modality=dict(use_lidar=True, use_camera=False), got "
                              f"{modality}")

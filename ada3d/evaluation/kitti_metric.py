@@ -145,7 +145,8 @@ class KittiMetric(BaseMetric):
             if isinstance(pred, BaseDataElement):
                 pred = pred.to_dict()
             self.results.append(dict(
-                sample_idx=sample["sample_idx"],
+                # KittiDataset keeps the KITTI frame number (the info's sample_idx) as frame_idx
+                sample_idx=sample.get("frame_idx", sample["sample_idx"]),
                 bboxes_3d=_numpy(pred["bboxes_3d"], np.float64).reshape(-1, 7),
                 scores_3d=_numpy(pred["scores_3d"], np.float64).reshape(-1),
                 labels_3d=_numpy(pred["labels_3d"], np.int64).reshape(-1),

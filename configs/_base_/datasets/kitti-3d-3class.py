@@ -79,5 +79,5 @@ val_dataloader = dict(
     ),
 )
 test_dataloader = val_dataloader
-val_evaluator = dict(type="KittiMetric", ann_file=data_root + "kitti_infos_val.pkl", metric="bbox")
+val_evaluator = dict(type="KittiMetric", ann_file=data_root + "kitti_infos_val.pkl")
 test_evaluator = val_evaluator
