@@ -18,8 +18,9 @@ $(STAMP): pyproject.toml Makefile
 	$(PY) -m pip install --quiet -e ".[dev,viz]"
 	touch $(STAMP)
 
+# Simulate a small KITTI-format set, train the CPU SECOND config on it, evaluate (KITTI table).
 demo: setup
-	$(PY) tools/benchmark.py sparse --data-root demo/data/kitti --repeats 3
+	$(PY) tools/demo.py
 
 test: setup lint
 	$(PY) -m pytest
@@ -27,7 +28,7 @@ test: setup lint
 lint: setup
 	$(VENV)/bin/ruff check .
 
-# The full sparse benchmark on every real KITTI frame next to the project (see docs/benchmarks.md).
+# The sparse-encoder benchmark on the real KITTI frames next to the project (see docs/benchmarks.md).
 benchmark: setup
 	$(PY) tools/benchmark.py sparse --data-root ../shared/data/real/kitti --threads 1
 
