@@ -13,7 +13,8 @@ see ``ada3d.structures.data_sample``). Extra columns (velocities) are ignored.
 * :func:`axis_aligned_bev_iou`: axis-aligned IoU ignoring yaw (mmdet3d's non-rotated BEV NMS).
 
 Every function takes ``aligned=False`` for the ``[N, M]`` matrix of all pairs, or ``aligned=True`` for
-the ``[N]`` IoU of row-matched pairs (``N == M``).
+the ``[N]`` IoU of row-matched pairs (``N == M``). The IoUs carry no gradient: they serve anchor
+assignment, NMS and evaluation.
 """
 
 from __future__ import annotations

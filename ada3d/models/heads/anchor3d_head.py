@@ -75,7 +75,8 @@ class Anchor3DHead(nn.Module):
         loss_bbox: default ``SmoothL1Loss(beta=1/9, loss_weight=2.0)``.
         loss_dir: default ``CrossEntropyLoss(loss_weight=0.2)``.
         train_cfg: ``assigner`` (one config, or a list with one per anchor size), optional ``pos_weight``
-            (<= 0: 1) and ``code_weight`` (per-column weights of the box loss).
+            (<= 0: 1) and ``code_weight`` (per-column weights of the box loss). Every assigned anchor
+            counts (no sampling, as suits the focal loss); losses are divided by the positives.
         test_cfg: ``nms_pre`` (top anchors kept before NMS, by best class score), ``score_thr``,
             ``use_rotate_nms``, ``nms_thr``, ``max_num``, ``min_bbox_size`` (drop boxes with a smaller
             length or width, metres).
