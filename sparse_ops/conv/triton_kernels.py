@@ -50,7 +50,7 @@ def implicit_gemm_kernel(
     for k in range(NUM_OFFSETS):
         needed = in_range
         if SORTED:  # the tile mask says whether any row of the sorted tile uses offset k
-            needed = needed & (((tile_mask >> k) & 1) != 0)
+            needed = in_range & ((tl.zeros_like(slots) + ((tile_mask >> k) & 1)) != 0)
         src = tl.load(nbr_ptr + rows * NUM_OFFSETS + k, mask=needed, other=-1).to(tl.int64)
         has_src = src >= 0
         # tiles where no row has this neighbour (map edges, padding rows, masked offsets) skip the dot
