@@ -6,15 +6,14 @@ from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from ada3d.models.losses.focal_loss import labels_to_one_hot
-from ada3d.models.losses.reduction import check_reduction, weight_reduce_loss
+from ada3d.models.losses.reduction import WeightedLoss
 from ada3d.registry import MODELS
 
 
 @MODELS.register_module()
-class CrossEntropyLoss(nn.Module):
+class CrossEntropyLoss(WeightedLoss):
     """Softmax cross entropy over ``C`` classes, or binary cross entropy per class (``use_sigmoid``).
 
     Args:
@@ -33,21 +32,13 @@ class CrossEntropyLoss(nn.Module):
         reduction: str = "mean",
         loss_weight: float = 1.0,
     ) -> None:
-        super().__init__()
+        super().__init__(reduction, loss_weight)
         self.use_sigmoid = use_sigmoid
         self.class_weight = None if class_weight is None else list(class_weight)
-        self.reduction = check_reduction(reduction)
-        self.loss_weight = loss_weight
 
-    def forward(
-        self,
-        pred: torch.Tensor,
-        target: torch.Tensor,
-        weight: torch.Tensor | None = None,
-        avg_factor: float | torch.Tensor | None = None,
-        reduction_override: str | None = None,
-    ) -> torch.Tensor:
-        reduction = check_reduction(reduction_override or self.reduction)
+    def elementwise(
+        self, pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         class_weight = None if self.class_weight is None else pred.new_tensor(self.class_weight)
         if self.use_sigmoid:
             one_hot = labels_to_one_hot(target, pred.shape[1], pred.dtype)
@@ -56,4 +47,4 @@ class CrossEntropyLoss(nn.Module):
                 weight = weight[:, None]
         else:
             loss = F.cross_entropy(pred, target, weight=class_weight, reduction="none")
-        return self.loss_weight * weight_reduce_loss(loss, weight, reduction, avg_factor)
+        return loss, weight

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
-from ada3d.models.losses.reduction import check_reduction, weight_reduce_loss
+from ada3d.models.losses.reduction import WeightedLoss
 from ada3d.registry import MODELS
 
 
@@ -18,7 +17,7 @@ def labels_to_one_hot(labels: torch.Tensor, num_classes: int, dtype: torch.dtype
 
 
 @MODELS.register_module()
-class FocalLoss(nn.Module):
+class FocalLoss(WeightedLoss):
     """``-alpha_t (1 - p_t)^gamma log(p_t)`` per class with sigmoid probabilities.
 
     Args:
@@ -40,24 +39,16 @@ class FocalLoss(nn.Module):
         reduction: str = "mean",
         loss_weight: float = 1.0,
     ) -> None:
-        super().__init__()
+        super().__init__(reduction, loss_weight)
         if not use_sigmoid:
             raise ValueError("FocalLoss is the sigmoid focal loss: use_sigmoid must be True")
         self.use_sigmoid = use_sigmoid
         self.gamma = gamma
         self.alpha = alpha
-        self.reduction = check_reduction(reduction)
-        self.loss_weight = loss_weight
 
-    def forward(
-        self,
-        pred: torch.Tensor,
-        target: torch.Tensor,
-        weight: torch.Tensor | None = None,
-        avg_factor: float | torch.Tensor | None = None,
-        reduction_override: str | None = None,
-    ) -> torch.Tensor:
-        reduction = check_reduction(reduction_override or self.reduction)
+    def elementwise(
+        self, pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         if target.dim() == 1:
             target = labels_to_one_hot(target, pred.shape[1], pred.dtype)
         probability = pred.sigmoid()
@@ -66,4 +57,4 @@ class FocalLoss(nn.Module):
         loss = F.binary_cross_entropy_with_logits(pred, target, reduction="none") * alpha_t * (1 - p_t).pow(self.gamma)
         if weight is not None and weight.dim() == 1:
             weight = weight[:, None]
-        return self.loss_weight * weight_reduce_loss(loss, weight, reduction, avg_factor)
+        return loss, weight

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+from torch import nn
 
 _REDUCTIONS = ("none", "mean", "sum")
 
@@ -32,3 +33,36 @@ def weight_reduce_loss(
     if avg_factor is None:
         return loss.mean()
     return loss.sum() / (avg_factor + torch.finfo(torch.float32).eps)
+
+
+class WeightedLoss(nn.Module):
+    """Base of the losses: ``forward(pred, target, weight, avg_factor, reduction_override)`` with mmdet's
+    semantics; a subclass computes the element-wise loss (and may reshape ``weight`` to broadcast).
+
+    Args:
+        reduction: ``'none' | 'mean' | 'sum'``.
+        loss_weight: multiplier of the loss.
+    """
+
+    def __init__(self, reduction: str = "mean", loss_weight: float = 1.0) -> None:
+        super().__init__()
+        self.reduction = check_reduction(reduction)
+        self.loss_weight = loss_weight
+
+    def elementwise(
+        self, pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The unreduced loss and the weight to multiply it with."""
+        raise NotImplementedError
+
+    def forward(
+        self,
+        pred: torch.Tensor,
+        target: torch.Tensor,
+        weight: torch.Tensor | None = None,
+        avg_factor: float | torch.Tensor | None = None,
+        reduction_override: str | None = None,
+    ) -> torch.Tensor:
+        reduction = check_reduction(reduction_override or self.reduction)
+        loss, weight = self.elementwise(pred, target, weight)
+        return self.loss_weight * weight_reduce_loss(loss, weight, reduction, avg_factor)

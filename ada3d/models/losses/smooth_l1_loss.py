@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import torch
-from torch import nn
 
-from ada3d.models.losses.reduction import check_reduction, weight_reduce_loss
+from ada3d.models.losses.reduction import WeightedLoss
 from ada3d.registry import MODELS
 
 
 @MODELS.register_module()
-class SmoothL1Loss(nn.Module):
+class SmoothL1Loss(WeightedLoss):
     """``0.5 d^2 / beta`` for ``|d| < beta``, ``|d| - 0.5 beta`` beyond, element-wise.
 
     Args:
@@ -20,24 +19,16 @@ class SmoothL1Loss(nn.Module):
     """
 
     def __init__(self, beta: float = 1.0, reduction: str = "mean", loss_weight: float = 1.0) -> None:
-        super().__init__()
+        super().__init__(reduction, loss_weight)
         if beta <= 0:
             raise ValueError(f"beta must be > 0, got {beta}")
         self.beta = beta
-        self.reduction = check_reduction(reduction)
-        self.loss_weight = loss_weight
 
-    def forward(
-        self,
-        pred: torch.Tensor,
-        target: torch.Tensor,
-        weight: torch.Tensor | None = None,
-        avg_factor: float | torch.Tensor | None = None,
-        reduction_override: str | None = None,
-    ) -> torch.Tensor:
-        reduction = check_reduction(reduction_override or self.reduction)
+    def elementwise(
+        self, pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         if pred.shape != target.shape:
             raise ValueError(f"pred {tuple(pred.shape)} and target {tuple(target.shape)} must have the same shape")
         diff = (pred - target).abs()
         loss = torch.where(diff < self.beta, 0.5 * diff * diff / self.beta, diff - 0.5 * self.beta)
-        return self.loss_weight * weight_reduce_loss(loss, weight, reduction, avg_factor)
+        return loss, weight
