@@ -8,16 +8,15 @@ from __future__ import annotations
 
 import numpy as np
 
+from ada3d.datasets.transforms.box_collision import bev_corners, bev_overlaps
+
 
 def rectangle_corners(rectangles: np.ndarray) -> np.ndarray:
     """``[N, 5]`` rectangles ``(cx, cy, l, w, yaw)`` -> ``[N, 4, 2]`` corners (counter-clockwise)."""
     rectangles = np.asarray(rectangles, dtype=np.float64).reshape(-1, 5)
-    signs = np.array([[0.5, 0.5], [-0.5, 0.5], [-0.5, -0.5], [0.5, -0.5]])
-    local = signs[None] * rectangles[:, None, 2:4]
-    cos, sin = np.cos(rectangles[:, 4])[:, None], np.sin(rectangles[:, 4])[:, None]
-    x = local[..., 0] * cos - local[..., 1] * sin + rectangles[:, None, 0]
-    y = local[..., 0] * sin + local[..., 1] * cos + rectangles[:, None, 1]
-    return np.stack([x, y], -1)
+    flat_boxes = np.zeros((len(rectangles), 7))
+    flat_boxes[:, [0, 1, 3, 4, 6]] = rectangles
+    return bev_corners(flat_boxes)
 
 
 def rectangles_overlap(rectangle: np.ndarray, others: np.ndarray) -> np.ndarray:
@@ -25,20 +24,10 @@ def rectangles_overlap(rectangle: np.ndarray, others: np.ndarray) -> np.ndarray:
     rectangle = np.asarray(rectangle, dtype=np.float64)
     others = np.asarray(others, dtype=np.float64).reshape(-1, 5)
     reach = np.hypot(rectangle[2], rectangle[3]) / 2 + np.hypot(others[:, 2], others[:, 3]) / 2
-    overlap = np.hypot(others[:, 0] - rectangle[0], others[:, 1] - rectangle[1]) <= reach
+    overlap = np.hypot(others[:, 0] - rectangle[0], others[:, 1] - rectangle[1]) <= reach  # bounding circles
     near = np.flatnonzero(overlap)
-    if len(near) == 0:
-        return overlap
-    a = rectangle_corners(rectangle)[0]  # [4, 2]
-    b = rectangle_corners(others[near])  # [K', 4, 2]
-    separated = np.zeros(len(near), dtype=bool)
-    for yaws in (np.full(len(near), rectangle[4]), others[near, 4]):
-        for angle in (yaws, yaws + np.pi / 2):
-            axis = np.stack([np.cos(angle), np.sin(angle)], -1)  # [K', 2]
-            pa = (a[None] * axis[:, None]).sum(-1)  # [K', 4]
-            pb = (b * axis[:, None]).sum(-1)
-            separated |= (pa.max(1) < pb.min(1)) | (pb.max(1) < pa.min(1))
-    overlap[near] = ~separated
+    if len(near):
+        overlap[near] = bev_overlaps(rectangle_corners(rectangle), rectangle_corners(others[near]))[0]
     return overlap
 
 
