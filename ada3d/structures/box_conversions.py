@@ -6,17 +6,19 @@ y down, z forward), ``(x, y, z)`` the bottom centre, ``ry`` the rotation about t
 KITTI's label files. ``lidar2cam`` is the 4x4 transform from LiDAR to the *rectified* camera frame
 (``R0_rect @ Tr_velo_to_cam``); ``cam2img`` the 4x4-padded projection matrix (``P2``).
 
-All functions take numpy arrays (float32/float64) and return numpy arrays.
+The box functions take numpy arrays (float32/float64) and return numpy arrays; ``limit_period`` also takes tensors.
 """
 
 import numpy as np
+import torch
 
 from ada3d.structures.box_ops import box_corners
 
 
-def limit_period(angle: np.ndarray, offset: float = 0.5, period: float = 2 * np.pi) -> np.ndarray:
-    """Wrap ``angle`` (radians) into ``[-offset * period, (1 - offset) * period)``."""
-    return angle - np.floor(angle / period + offset) * period
+def limit_period(angle, offset: float = 0.5, period: float = 2 * np.pi):
+    """Wrap ``angle`` (radians; numpy or torch) into ``[-offset * period, (1 - offset) * period)``."""
+    floor = torch.floor if isinstance(angle, torch.Tensor) else np.floor
+    return angle - floor(angle / period + offset) * period
 
 
 def transform_points(points: np.ndarray, matrix: np.ndarray) -> np.ndarray:

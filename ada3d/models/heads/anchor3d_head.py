@@ -12,12 +12,7 @@ from torch import nn
 
 from ada3d.ops.nms import multiclass_nms_bev
 from ada3d.registry import MODELS, TASK_UTILS
-from ada3d.structures import Det3DDataSample
-
-
-def limit_period(angle: torch.Tensor, offset: float = 0.5, period: float = 2 * math.pi) -> torch.Tensor:
-    """Wrap ``angle`` into ``[-offset * period, (1 - offset) * period)``."""
-    return angle - torch.floor(angle / period + offset) * period
+from ada3d.structures import Det3DDataSample, limit_period
 
 
 class AnchorHeadOutputs(NamedTuple):
