@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from ada3d.registry import MODELS
+from sparse_ops.utils import decode_coords, encode_coords
 
 
 @MODELS.register_module()
@@ -66,13 +67,9 @@ class DynamicSimpleVFE(nn.Module):
 
 
 def _unique_rows(coors: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Sorted unique rows of non-negative integer coordinates ``[N, D]`` and each row's index among them.
-
-    Rows are encoded as one int64 key (mixed radix over the extents present), so the sort is 1-D:
-    ``torch.unique(dim=0)`` is two orders of magnitude slower on the CPU.
-    """
-    extents = coors.amax(dim=0) + 1 if len(coors) else coors.new_ones(coors.shape[1])
-    inner = torch.cat([extents[1:], extents.new_ones(1)])
-    strides = inner.flip(0).cumprod(0).flip(0)  # (E1 * E2 * ..., ..., E_last, 1)
-    keys, inverse = torch.unique((coors * strides).sum(dim=1), return_inverse=True)
-    return keys[:, None] // strides % extents, inverse
+    """Sorted unique ``(batch, *spatial)`` rows of non-negative coordinates ``[N, 1 + D]`` and each row's index
+    among them. Rows are encoded as one int64 key over the extents present, so the sort is 1-D:
+    ``torch.unique(dim=0)`` is two orders of magnitude slower on the CPU."""
+    spatial_extents = (coors[:, 1:].amax(dim=0) + 1).tolist() if len(coors) else [1] * (coors.shape[1] - 1)
+    keys, inverse = torch.unique(encode_coords(coors, spatial_extents), return_inverse=True)
+    return decode_coords(keys, spatial_extents).long(), inverse
