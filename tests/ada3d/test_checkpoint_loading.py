@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 import torch
 from mmengine.runner.checkpoint import _load_checkpoint
 
@@ -15,7 +16,5 @@ def test_mmengine_loads_checkpoints_holding_more_than_tensors(tmp_path):
 
 
 def test_missing_checkpoint_is_named(tmp_path):
-    import pytest
-
     with pytest.raises(FileNotFoundError, match="nowhere.pth"):
         _load_checkpoint(str(tmp_path / "nowhere.pth"), map_location="cpu")
