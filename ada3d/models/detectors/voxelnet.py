@@ -79,6 +79,16 @@ class VoxelNet(BaseModel):
         self.train_cfg = train_cfg
         self.test_cfg = test_cfg
 
+    def encode_3d(self, voxels: dict) -> torch.Tensor:
+        """The 3D part: VFE and sparse encoder, ``inputs['voxels']`` -> BEV ``[B, C, H, W]``."""
+        features = self.voxel_encoder(voxels["voxels"], voxels["num_points"])
+        return self.middle_encoder(features, voxels["coors"], voxels["batch_size"])
+
+    def encode_2d(self, bev: torch.Tensor) -> list[torch.Tensor]:
+        """The 2D part: BEV backbone and neck -> the head's feature maps ``[B, C, H_i, W_i]``."""
+        maps = self.backbone(bev)
+        return list(self.neck(maps) if self.neck is not None else maps)
+
     def extract_feat(self, inputs: dict) -> list[torch.Tensor]:
         """BEV feature maps ``[B, C, H, W]`` (one per level) of ``inputs['voxels']``."""
         if "voxels" not in inputs:
@@ -88,10 +98,7 @@ class VoxelNet(BaseModel):
         if "batch_size" not in voxels:
             raise ValueError("inputs['voxels'] needs 'batch_size' (set by the data preprocessor; it cannot be "
                              "read from coors when trailing samples have no voxels)")
-        features = self.voxel_encoder(voxels["voxels"], voxels["num_points"])
-        bev = self.middle_encoder(features, voxels["coors"], voxels["batch_size"])
-        maps = self.backbone(bev)
-        return list(self.neck(maps) if self.neck is not None else maps)
+        return self.encode_2d(self.encode_3d(voxels))
 
     def forward(
         self, inputs: dict, data_samples: Sequence[Det3DDataSample] | None = None, mode: str = "tensor"

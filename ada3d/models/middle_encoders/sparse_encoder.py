@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn
@@ -96,11 +96,27 @@ class SparseEncoder(nn.Module):
     # The sparse tensor class the input is wrapped in; benchmarks swap in spconv's twin class.
     sparse_tensor_type = SparseTensor
 
-    def forward(self, voxel_features: torch.Tensor, coors: torch.Tensor, batch_size: int) -> torch.Tensor:
+    def encode(
+        self,
+        voxel_features: torch.Tensor,
+        coors: torch.Tensor,
+        batch_size: int,
+        after_stage: Callable[[str, SparseTensor], SparseTensor] | None = None,
+    ) -> SparseTensor:
+        """The sparse output of ``conv_out`` (``spatial_shape = out_spatial_shape``, ``output_channels`` features).
+
+        ``after_stage(name, x)``, when given, is called after each encoder stage (``encoder_layer1`` ...) and
+        may return a tensor with fewer sites (Ada3D drops voxels there); the next stage runs on what it returns.
+        """
         x = self.sparse_tensor_type(voxel_features, coors, self.sparse_shape, batch_size)
         x = self.conv_input(x)
-        x = self.encoder_layers(x)
-        x = self.conv_out(x)
-        dense = x.dense()  # [B, C, D, H, W]
+        for name, stage in self.encoder_layers.named_children():
+            x = stage(x)
+            if after_stage is not None:
+                x = after_stage(name, x)
+        return self.conv_out(x)
+
+    def forward(self, voxel_features: torch.Tensor, coors: torch.Tensor, batch_size: int) -> torch.Tensor:
+        dense = self.encode(voxel_features, coors, batch_size).dense()  # [B, C, D, H, W]
         batch, channels, depth, height, width = dense.shape
         return dense.view(batch, channels * depth, height, width)
