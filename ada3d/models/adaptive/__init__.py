@@ -1,0 +1,1 @@
+"""Ada3D adaptive inference: importance predictor, spatial filter, sparsity-preserving BatchNorm."""
