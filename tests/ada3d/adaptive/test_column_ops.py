@@ -1,0 +1,155 @@
+"""column_ops: pooling to the importance grid, occupancy, dropping voxel columns and BEV pixels."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from ada3d.models.adaptive.column_ops import (
+    drop_columns,
+    drop_pixels,
+    occupancy,
+    pool_to_grid,
+    site_cells,
+    sites_per_sample,
+)
+from sparse_ops import SparseTensor
+
+
+def random_sparse(
+    spatial_shape: tuple[int, ...], batch_size: int, num_sites: int, channels: int = 3, seed: int = 0, empty=()
+) -> SparseTensor:
+    """Unique random sites (none in the samples listed in ``empty``) with random features."""
+    generator = torch.Generator().manual_seed(seed)
+    volume = 1
+    for extent in spatial_shape:
+        volume *= extent
+    keys = torch.randperm(batch_size * volume, generator=generator)[:num_sites]
+    coords, rest = [], keys
+    for extent in reversed(spatial_shape):
+        coords.append(rest % extent)
+        rest = rest // extent
+    indices = torch.stack([rest, *coords[::-1]], dim=1)
+    indices = indices[~torch.isin(indices[:, 0], torch.tensor(list(empty), dtype=torch.long))]
+    features = torch.randn(indices.shape[0], channels, generator=generator)
+    return SparseTensor(features, indices.int(), spatial_shape, batch_size)
+
+
+def reference_cell_rows(x: SparseTensor, factor: int) -> list[tuple[int, int, int]]:
+    """Each site's importance cell ``(b, row, col)``, one site at a time."""
+    return [(int(i[0]), int(i[-2]) // factor, int(i[-1]) // factor) for i in x.indices]
+
+
+def dense_pool_reference(x: SparseTensor, factor: int, grid_shape: tuple[int, int]) -> tuple[torch.Tensor, ...]:
+    """Sum and count of the sites of each cell from the dense grid, padded to whole cells."""
+    height, width = grid_shape
+    dense = x.dense()  # [B, C, (D,) Y, X]
+    active = torch.zeros(x.batch_size, 1, *x.spatial_shape)
+    batch_index, *spatial_index = x.indices.long().unbind(1)
+    active[(batch_index, 0, *spatial_index)] = 1
+    if x.ndim == 2:
+        dense, active = dense[:, :, None], active[:, :, None]
+    pad = (0, width * factor - dense.shape[-1], 0, height * factor - dense.shape[-2])
+    dense, active = F.pad(dense, pad), F.pad(active, pad)
+    batch, channels, depth = dense.shape[:3]
+    sums = dense.view(batch, channels, depth, height, factor, width, factor).sum(dim=(2, 4, 6))
+    counts = active.view(batch, 1, depth, height, factor, width, factor).sum(dim=(2, 4, 6))
+    return sums, counts
+
+
+@pytest.mark.parametrize(
+    ("spatial_shape", "grid_shape", "factor"),
+    [((5, 16, 12), (4, 3), 4), ((3, 15, 13), (4, 4), 4), ((2, 6, 6), (6, 6), 1), ((16, 10), (2, 2), 8)],
+)
+def test_pool_to_grid_and_occupancy_match_a_dense_reference(spatial_shape, grid_shape, factor):
+    x = random_sparse(spatial_shape, batch_size=3, num_sites=120, channels=4, empty=(1,))
+    factors = (factor, factor) if factor == 8 else None  # (16, 10) -> (2, 2) also fits r = 5 in x: say which
+    pooled = pool_to_grid(x, grid_shape, factors=factors)
+    sums, counts = dense_pool_reference(x, factor, grid_shape)
+    assert pooled.shape == (3, 4, *grid_shape) and pooled.is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(pooled, sums / counts.clamp(min=1))
+    occupied = occupancy(x, grid_shape, factors=factors)
+    assert torch.equal(occupied, counts[:, 0] > 0)
+    assert pooled[1].abs().sum() == 0 and not occupied[1].any()
+
+
+def test_pool_to_grid_is_differentiable():
+    x = random_sparse((4, 8, 8), batch_size=2, num_sites=40)
+    features = x.features.clone().requires_grad_()
+    pooled = pool_to_grid(x.replace_feature(features), (2, 2))
+    pooled.sum().backward()
+    counts = torch.bincount(site_cells(x, (2, 2)), minlength=8).float()
+    torch.testing.assert_close(features.grad, (1 / counts[site_cells(x, (2, 2))])[:, None].expand(-1, 3))
+
+
+def test_drop_columns_keeps_exactly_the_sites_of_kept_cells_with_their_features():
+    x = random_sparse((5, 16, 12), batch_size=3, num_sites=200, channels=2, seed=1, empty=(2,))
+    keep = torch.rand(3, 4, 3, generator=torch.Generator().manual_seed(3)) < 0.5
+    dropped = drop_columns(x, keep)
+    expected = torch.tensor([bool(keep[cell]) for cell in reference_cell_rows(x, 4)])
+    assert torch.equal(dropped.indices, x.indices[expected])
+    assert torch.equal(dropped.features, x.features[expected])
+    assert dropped.spatial_shape == x.spatial_shape and dropped.batch_size == 3
+    assert dropped.kernel_maps is not x.kernel_maps
+    # whole columns: a kept (b, y, x) column keeps every z
+    columns = {tuple(i) for i in x.indices[:, [0, 2, 3]].tolist()}
+    kept = {tuple(i) for i in dropped.indices[:, [0, 2, 3]].tolist()}
+    for b, y, xx in columns:
+        assert ((b, y, xx) in kept) == bool(keep[b, y // 4, xx // 4])
+    assert sites_per_sample(dropped).tolist() == [int(expected[x.indices[:, 0] == b].sum()) for b in range(3)]
+
+
+def test_drop_columns_lets_gradients_reach_the_kept_features():
+    x = random_sparse((5, 16, 12), batch_size=2, num_sites=60, seed=2)
+    features = x.features.clone().requires_grad_()
+    keep = torch.zeros(2, 4, 3, dtype=torch.bool)
+    keep[0, 1:] = True
+    drop_columns(x.replace_feature(features), keep).features.sum().backward()
+    expected = torch.tensor([bool(keep[cell]) for cell in reference_cell_rows(x, 4)])
+    assert torch.equal(features.grad[:, 0] == 1, expected)
+
+
+def test_drop_pixels_on_a_bev_tensor():
+    x = random_sparse((8, 8), batch_size=2, num_sites=50, seed=4)
+    keep = torch.rand(2, 8, 8, generator=torch.Generator().manual_seed(5)) < 0.3
+    dropped = drop_pixels(x, keep)
+    expected = keep[tuple(x.indices.long().unbind(1))]
+    assert torch.equal(dropped.indices, x.indices[expected])
+    assert torch.equal(dropped.features, x.features[expected])
+    assert torch.equal(occupancy(dropped, (8, 8)), occupancy(x, (8, 8)) & keep)
+
+
+def test_everything_dropped_and_an_empty_input_give_empty_tensors():
+    x = random_sparse((5, 16, 12), batch_size=2, num_sites=30)
+    nothing = drop_columns(x, torch.zeros(2, 4, 3, dtype=torch.bool))
+    assert nothing.features.shape == (0, 3) and nothing.indices.shape == (0, 4)
+    assert sites_per_sample(nothing).tolist() == [0, 0]
+    assert pool_to_grid(nothing, (4, 3)).abs().sum() == 0
+    assert not occupancy(nothing, (4, 3)).any()
+    assert drop_columns(nothing, torch.ones(2, 4, 3, dtype=torch.bool)).features.shape == (0, 3)
+
+
+def test_wrong_inputs_fail_loudly():
+    x3d = random_sparse((5, 16, 12), batch_size=2, num_sites=30)
+    x2d = random_sparse((16, 12), batch_size=2, num_sites=30)
+    with pytest.raises(ValueError, match="expected a 3D sparse tensor"):
+        drop_columns(x2d, torch.ones(2, 4, 3, dtype=torch.bool))
+    with pytest.raises(ValueError, match="expected a 2D sparse tensor"):
+        drop_pixels(x3d, torch.ones(2, 4, 3, dtype=torch.bool))
+    with pytest.raises(ValueError, match=r"keep must be a bool \[B=2, H, W\]"):
+        drop_columns(x3d, torch.ones(3, 4, 3, dtype=torch.bool))
+    with pytest.raises(ValueError, match="not an integer downsampling"):
+        pool_to_grid(x3d, (5, 3))
+
+
+@pytest.mark.gpu
+def test_cuda_matches_cpu():
+    x = random_sparse((5, 16, 12), batch_size=3, num_sites=200, channels=4, seed=6, empty=(0,))
+    gpu = SparseTensor(x.features.cuda(), x.indices.cuda(), x.spatial_shape, x.batch_size)
+    keep = torch.rand(3, 4, 3, generator=torch.Generator().manual_seed(7)) < 0.5
+    torch.testing.assert_close(pool_to_grid(gpu, (4, 3)).cpu(), pool_to_grid(x, (4, 3)))
+    assert torch.equal(occupancy(gpu, (4, 3)).cpu(), occupancy(x, (4, 3)))
+    dropped, dropped_gpu = drop_columns(x, keep), drop_columns(gpu, keep.cuda())
+    assert torch.equal(dropped_gpu.indices.cpu(), dropped.indices)
+    assert torch.equal(dropped_gpu.features.cpu(), dropped.features)
