@@ -1,0 +1,103 @@
+"""Ada3D's importance predictor: a small 2D CNN that scores importance-grid cells from detached features."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ada3d.models.layers.norm import build_norm_layer
+from ada3d.registry import MODELS
+
+
+@MODELS.register_module()
+class ImportancePredictor(nn.Module):
+    """Predicts, per importance-grid cell, how close it is to an object centre (a CenterPoint heatmap).
+
+    One 1x1 adapter (conv, norm, ReLU) per named input brings its channels to ``hidden_channels``; one body is
+    shared by all inputs: ``num_convs`` x (grouped 3x3 conv, norm, ReLU), then a 1x1 conv and a sigmoid. The input
+    is detached: the predictor's loss never reaches the detector that produced the features.
+
+    Args:
+        in_channels: channels of each input by name, e.g. ``{'encoder_layer2': 32, 'encoder_layer3': 64,
+            'bev': 256}`` (read them from the modules that produce the features). Names may not contain ``.``.
+        hidden_channels: channels of the adapters and the body.
+        groups: groups of the body's 3x3 convs (must divide ``hidden_channels``).
+        num_convs: 3x3 conv blocks of the body.
+        norm_cfg: default ``dict(type='BN2d', eps=1e-3, momentum=0.01)``.
+        prior_prob: initial output everywhere (the final bias is ``logit(prior_prob)``), near the mean of a
+            sparse heatmap so training starts from a sensible map.
+
+    Shapes: ``forward(name, features [B, in_channels[name], H, W]) -> [B, 1, H, W]`` in ``(0, 1)``.
+    """
+
+    def __init__(
+        self,
+        in_channels: dict[str, int],
+        hidden_channels: int = 64,
+        groups: int = 4,
+        num_convs: int = 3,
+        norm_cfg: dict | None = None,
+        prior_prob: float = 0.1,
+    ) -> None:
+        super().__init__()
+        if not in_channels:
+            raise ValueError("ImportancePredictor needs at least one named input in in_channels, got none")
+        bad_names = [name for name in in_channels if not isinstance(name, str) or not name or "." in name]
+        if bad_names:
+            raise ValueError(f"ImportancePredictor input names must be non-empty strings without '.', got {bad_names}")
+        if hidden_channels % groups != 0:
+            raise ValueError(f"groups={groups} must divide hidden_channels={hidden_channels}")
+        if not 0.0 < prior_prob < 1.0:
+            raise ValueError(f"prior_prob must lie in (0, 1), got {prior_prob}")
+        norm_cfg = dict(type="BN2d", eps=1e-3, momentum=0.01) if norm_cfg is None else norm_cfg
+        self.in_channels = dict(in_channels)
+        self.adapters = nn.ModuleDict(
+            {
+                name: nn.Sequential(
+                    nn.Conv2d(channels, hidden_channels, 1, bias=False),
+                    build_norm_layer(norm_cfg, hidden_channels),
+                    nn.ReLU(inplace=True),
+                )
+                for name, channels in self.in_channels.items()
+            }
+        )
+        body = []
+        for _ in range(num_convs):
+            body += [
+                nn.Conv2d(hidden_channels, hidden_channels, 3, padding=1, groups=groups, bias=False),
+                build_norm_layer(norm_cfg, hidden_channels),
+                nn.ReLU(inplace=True),
+            ]
+        self.body = nn.Sequential(*body)
+        self.out_conv = nn.Conv2d(hidden_channels, 1, 1)
+        for module in self.modules():
+            if isinstance(module, nn.Conv2d):
+                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+        nn.init.normal_(self.out_conv.weight, std=0.01)
+        nn.init.constant_(self.out_conv.bias, math.log(prior_prob / (1 - prior_prob)))
+
+    @property
+    def input_names(self) -> tuple[str, ...]:
+        return tuple(self.in_channels)
+
+    def forward(self, name: str, features: torch.Tensor) -> torch.Tensor:
+        """``features [B, C_name, H, W]`` (detached here) -> importance ``[B, 1, H, W]`` in ``(0, 1)``."""
+        if name not in self.adapters:
+            raise ValueError(f"ImportancePredictor has no input named {name!r}; known inputs: {self.input_names}")
+        expected = self.in_channels[name]
+        if features.dim() != 4 or features.shape[1] != expected:
+            raise ValueError(
+                f"ImportancePredictor input {name!r} must be [B, {expected}, H, W], got shape {tuple(features.shape)}"
+            )
+        hidden = self.body(self.adapters[name](features.detach()))
+        return torch.sigmoid(self.out_conv(hidden))
+
+
+def importance_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean squared error between the predicted importance and the centre heatmap, both ``[B, 1, H, W]``."""
+    if pred.shape != target.shape:
+        raise ValueError(f"importance_loss: prediction {tuple(pred.shape)} and target {tuple(target.shape)} differ")
+    return F.mse_loss(pred, target.to(pred.dtype))

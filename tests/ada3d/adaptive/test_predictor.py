@@ -1,0 +1,96 @@
+"""ImportancePredictor and importance_loss: shapes, detached input, fitting a centre heatmap."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+
+from ada3d.models.adaptive.bev_grid import BevGrid
+from ada3d.models.adaptive.heatmap import centre_heatmap
+from ada3d.models.adaptive.importance_predictor import ImportancePredictor, importance_loss
+from ada3d.registry import MODELS
+
+IN_CHANNELS = {"encoder_layer2": 32, "encoder_layer3": 64, "bev": 128}
+
+
+def test_one_adapter_per_input_and_one_shared_body():
+    predictor = ImportancePredictor(IN_CHANNELS, hidden_channels=16, groups=4)
+    assert set(predictor.adapters) == set(IN_CHANNELS) and predictor.input_names == tuple(IN_CHANNELS)
+    grouped = [m for m in predictor.body if isinstance(m, torch.nn.Conv2d)]
+    assert len(grouped) == 3 and all(m.groups == 4 and m.kernel_size == (3, 3) for m in grouped)
+    for name, channels in IN_CHANNELS.items():
+        out = predictor(name, torch.randn(2, channels, 10, 9))
+        assert out.shape == (2, 1, 10, 9)
+        assert ((out > 0) & (out < 1)).all()
+
+
+def test_starts_near_the_prior_probability():
+    predictor = ImportancePredictor({"bev": 8}, hidden_channels=8, groups=2, prior_prob=0.1).eval()
+    out = predictor("bev", torch.randn(1, 8, 12, 12))
+    assert (out - 0.1).abs().max() < 0.05
+
+
+def test_gradients_reach_the_predictor_but_not_the_input_features():
+    predictor = ImportancePredictor({"bev": 8}, hidden_channels=8, groups=2)
+    features = torch.randn(2, 8, 6, 6, requires_grad=True)
+    importance_loss(predictor("bev", features * 2), torch.rand(2, 1, 6, 6)).backward()
+    assert features.grad is None
+    assert all(p.grad is not None for p in predictor.parameters())
+
+
+def test_fits_a_centre_heatmap_target_in_a_few_steps():
+    torch.manual_seed(0)
+    grid = BevGrid(x_min=0.0, y_min=-6.4, cell_x=0.4, cell_y=0.4, height=32, width=32)
+    boxes = [
+        torch.tensor([[3.0, -2.0, -1.0, 4.0, 1.8, 1.5, 0.0], [9.0, 3.0, -1.0, 0.8, 0.7, 1.7, 0.0]]),
+        torch.tensor([[6.2, 0.1, -1.0, 4.2, 1.9, 1.5, 1.0]]),
+    ]
+    target = centre_heatmap(boxes, grid)
+    # features like pooled voxel features: present (with random values) only around the objects
+    footprint = (target > 0).float()
+    features = torch.cat([footprint, torch.randn(2, 7, 32, 32) * footprint], dim=1)
+    predictor = ImportancePredictor({"bev": 8})
+    optimizer = torch.optim.Adam(predictor.parameters(), lr=1e-2)
+    losses = []
+    for _ in range(80):
+        loss = importance_loss(predictor("bev", features), target)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert losses[-1] < losses[0] / 100
+
+
+def test_importance_loss_is_the_mean_squared_error():
+    pred, target = torch.rand(2, 1, 4, 5), torch.rand(2, 1, 4, 5)
+    torch.testing.assert_close(importance_loss(pred, target), ((pred - target) ** 2).mean())
+    with pytest.raises(ValueError, match=r"prediction \(2, 1, 4, 5\) and target \(2, 1, 4, 4\) differ"):
+        importance_loss(pred, torch.rand(2, 1, 4, 4))
+
+
+def test_built_from_the_registry_without_touching_the_config():
+    config = dict(
+        type="ImportancePredictor",
+        in_channels=dict(IN_CHANNELS),
+        hidden_channels=8,
+        groups=2,
+        norm_cfg=dict(type="BN2d", eps=1e-3, momentum=0.01),
+    )
+    snapshot = copy.deepcopy(config)
+    predictor = MODELS.build(config)
+    assert config == snapshot
+    assert isinstance(predictor, ImportancePredictor)
+
+
+def test_bad_inputs_fail_loudly():
+    predictor = ImportancePredictor(IN_CHANNELS, hidden_channels=8, groups=2)
+    with pytest.raises(ValueError, match=r"no input named 'encoder_layer1'; known inputs: \('encoder_layer2'"):
+        predictor("encoder_layer1", torch.randn(1, 16, 4, 4))
+    with pytest.raises(ValueError, match=r"input 'bev' must be \[B, 128, H, W\], got shape \(1, 64, 4, 4\)"):
+        predictor("bev", torch.randn(1, 64, 4, 4))
+    with pytest.raises(ValueError, match="groups=3 must divide hidden_channels=8"):
+        ImportancePredictor(IN_CHANNELS, hidden_channels=8, groups=3)
+    with pytest.raises(ValueError, match="without '.'"):
+        ImportancePredictor({"backbone.0": 8})
