@@ -23,15 +23,16 @@ def site_cells(x: SparseTensor, grid_shape: Sequence[int], *, factors: Factors =
     """``[N]`` int64 flat importance-cell index ``(b * H + row) * W + col`` of every site of ``x`` (2D or 3D).
 
     ``factors``: ``(r_y, r_x)`` from the sites' ``(y, x)`` grid to the importance grid, default derived from the
-    shapes (:func:`~ada3d.models.adaptive.bev_grid.downsample_factors`).
+    shapes (:func:`~ada3d.models.adaptive.bev_grid.downsample_factors`). Rows and columns beyond the grid (only
+    possible with explicit factors) are clipped to ``H - 1`` / ``W - 1``.
     """
     height, width = (int(s) for s in grid_shape)
     if factors is None:
         factors = downsample_factors(x.spatial_shape[-2:], (height, width))
     factor_y, factor_x = factors
     indices = x.indices.long()
-    rows = torch.div(indices[:, -2], factor_y, rounding_mode="floor")
-    cols = torch.div(indices[:, -1], factor_x, rounding_mode="floor")
+    rows = torch.div(indices[:, -2], factor_y, rounding_mode="floor").clamp_(max=height - 1)
+    cols = torch.div(indices[:, -1], factor_x, rounding_mode="floor").clamp_(max=width - 1)
     return (indices[:, 0] * height + rows) * width + cols
 
 

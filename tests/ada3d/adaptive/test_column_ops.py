@@ -74,6 +74,12 @@ def test_pool_to_grid_and_occupancy_match_a_dense_reference(spatial_shape, grid_
     assert pooled[1].abs().sum() == 0 and not occupied[1].any()
 
 
+def test_explicit_factors_clip_cells_beyond_the_grid():
+    indices = torch.tensor([[0, 0, 0], [0, 15, 9], [1, 7, 3]], dtype=torch.int32)
+    x = SparseTensor(torch.ones(3, 1), indices, (16, 10), 2)
+    assert site_cells(x, (2, 2), factors=(4, 4)).tolist() == [0, 3, 6]
+
+
 def test_pool_to_grid_is_differentiable():
     x = random_sparse((4, 8, 8), batch_size=2, num_sites=40)
     features = x.features.clone().requires_grad_()
