@@ -6,7 +6,8 @@ into a non-zero one. SP-BN normalises the active sites only and never shifts the
     var = mean over active sites of (x - mean(x))^2          (per channel; biased, as in training BN)
     y   = x / sqrt(var + eps) * weight                       (no mean subtraction, no bias)
 
-Statistics are accumulated in at least float32 (fp16 inputs do not overflow). In training, the batch
+Statistics and the scaling run in at least float32 (fp16 sums of squares do not overflow, the weight
+gradient's sum over sites keeps its precision); the output has the input's dtype. In training, the batch
 variance normalises and updates ``running_var`` (torch's momentum convention, below); in eval,
 ``running_var`` normalises. Under ``torch.distributed`` with more than one rank, the per-rank site
 count, sum and centred sum of squares are all-reduced differentiably, so every rank normalises with the
@@ -72,7 +73,7 @@ def sparsity_preserving_batch_norm(
         variance = running_var
     stat_dtype = torch.promote_types(x.dtype, torch.float32)
     scale = weight.to(stat_dtype) * torch.rsqrt(variance.to(stat_dtype) + eps)
-    y = x * scale.to(x.dtype).view(channel_shape)
+    y = (x.to(stat_dtype) * scale.view(channel_shape)).to(x.dtype)
     return y if active is None else torch.where(active, y, torch.zeros((), dtype=y.dtype, device=y.device))
 
 
@@ -119,7 +120,7 @@ class SparsityPreservingBatchNorm(nn.Module):
 
     def __init__(self, num_features: int, eps: float = 1e-3, momentum: float = 0.01) -> None:
         super().__init__()
-        if not 0.0 <= momentum <= 1.0:
+        if not isinstance(momentum, (int, float)) or not 0.0 <= momentum <= 1.0:
             raise ValueError(f"{type(self).__name__}: momentum must lie in [0, 1], got {momentum}")
         self.num_features = num_features
         self.eps = eps
