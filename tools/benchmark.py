@@ -1,4 +1,5 @@
-"""Benchmarks. ``python tools/benchmark.py sparse --help`` for the sparse-encoder benchmark."""
+"""Benchmarks. ``python tools/benchmark.py sparse --help`` for the sparse-encoder benchmark,
+``python tools/benchmark.py ada3d --help`` for dense vs Ada3D detectors."""
 
 from __future__ import annotations
 
@@ -53,7 +54,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     sparse.add_argument("--profile", action="store_true", help="also print a torch-profiler table of one inference")
     sparse.add_argument("--output", help="append the tables (with environment and command) to this markdown file")
+    _add_ada3d_parser(commands)
     args = parser.parse_args(argv)
+    if args.command == "ada3d":
+        if (args.dense_config is None) != (args.dense_checkpoint is None):
+            parser.error("--dense-config and --dense-checkpoint go together")
+        if args.frames_per_source < 1 or args.repeats < 1 or args.warmup < 0:
+            parser.error("--frames and --repeats must be >= 1, --warmup >= 0")
+        return args
     if "all" in args.scenario:
         args.scenario = list(SCENARIO_NAMES)
     if args.sweeps < 1 or min(args.batch_size) < 1:
@@ -61,13 +69,50 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def _add_ada3d_parser(commands) -> None:
+    from mmengine.config import DictAction
+
+    ada3d = commands.add_parser(
+        "ada3d",
+        help="dense vs Ada3D detectors: kept density per drop stage, FLOPs, latency, peak memory",
+        description="Benchmark an (Ada3D) detector, optionally beside a dense one, on the same frames: voxel and BEV "
+        "density per drop stage, ground-truth cells dropped, FLOPs of the 3D part (encode_3d), the 2D part "
+        "(encode_2d) and the head, median latency of encode_3d / encode_2d / end to end, peak memory (CUDA). "
+        "Prints a markdown report per data source.",
+    )
+    ada3d.add_argument("config", help="detector config (e.g. configs/ada3d/...)")
+    ada3d.add_argument("checkpoint", help="its checkpoint")
+    ada3d.add_argument("--dense-config", help="a dense reference detector, shown first (ratios are relative to it)")
+    ada3d.add_argument("--dense-checkpoint", help="the dense detector's checkpoint")
+    ada3d.add_argument(
+        "--data",
+        default="both",
+        choices=["synthetic-val", "real-kitti", "both"],
+        help="synthetic-val: the val dataloader of CONFIG (the synthetic split of the synthkitti configs); "
+        "real-kitti: the KITTI scans under --kitti-root",
+    )
+    ada3d.add_argument(
+        "--kitti-root", default="demo/data/kitti", help="KITTI root with training/{velodyne,label_2,calib}"
+    )
+    ada3d.add_argument("--frames", dest="frames_per_source", type=int, default=20, help="at most N frames per source")
+    ada3d.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
+    ada3d.add_argument("--threads", type=int, default=None, help="CPU threads (sets OMP_NUM_THREADS too)")
+    ada3d.add_argument("--warmup", type=int, default=2)
+    ada3d.add_argument("--repeats", type=int, default=5)
+    ada3d.add_argument("--cfg-options", nargs="+", action=DictAction, default=None,
+                       help="override keys of both configs, e.g. val_dataloader.dataset.data_root=data/synthkitti/")
+    ada3d.add_argument("--output", help="append the markdown report to this file (e.g. docs/benchmarks.md)")
+    ada3d.add_argument("--json", help="write every number (summaries and per frame) to this JSON file")
+
+
 def _without_output(words: list[str]) -> list[str]:
-    """The command-line words minus ``--output FILE`` (where a table was written does not reproduce it)."""
+    """The command-line words minus ``--output FILE`` and ``--json FILE`` (where results were written does not
+    reproduce them)."""
     kept, skip = [], False
     for word in words:
-        if skip or word.startswith("--output="):
+        if skip or word.startswith(("--output=", "--json=")):
             skip = False
-        elif word == "--output":
+        elif word in ("--output", "--json"):
             skip = True
         else:
             kept.append(word)
@@ -78,6 +123,50 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.threads is not None:  # before torch starts its thread pools
         os.environ["OMP_NUM_THREADS"] = str(args.threads)
+    command = "python tools/benchmark.py " + " ".join(_without_output(argv if argv is not None else sys.argv[1:]))
+    return _ada3d(args, command) if args.command == "ada3d" else _sparse(args, command)
+
+
+def _ada3d(args: argparse.Namespace, command: str) -> int:
+    import json
+
+    import torch
+
+    from ada3d.benchmark.ada3d_bench import benchmark_model, class_names, load_detector, report, run_to_json
+    from ada3d.benchmark.detector_frames import dataloader_frames, kitti_frames
+    from ada3d.benchmark.report import environment
+
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    models = []  # (model, label), the dense reference first
+    if args.dense_config:
+        dense, _ = load_detector(args.dense_config, args.dense_checkpoint, device, args.cfg_options)
+        models.append((dense, f"{Path(args.dense_config).stem} (dense)"))
+    model, cfg = load_detector(args.config, args.checkpoint, device, args.cfg_options)
+    models.append((model, Path(args.config).stem))
+    sources = ["synthetic-val", "real-kitti"] if args.data == "both" else [args.data]
+    settings = f"median of {args.repeats} after {args.warmup} warm-up runs per frame"
+    results = dict(environment=environment(device), command=command, settings=settings, sources={})
+    for source in sources:
+        if source == "synthetic-val":
+            frames = dataloader_frames(cfg.val_dataloader, args.frames_per_source)
+        else:
+            frames = kitti_frames(args.kitti_root, class_names(cfg))[: args.frames_per_source]
+        runs = [benchmark_model(model, frames, label, source, device, args.warmup, args.repeats)
+                for model, label in models]
+        text = report(runs, environment(device), settings, command)
+        print(f"\n{text}", flush=True)
+        results["sources"][source] = [run_to_json(run) for run in runs]
+        if args.output:
+            with open(args.output, "a") as f:
+                f.write(f"\n{text}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2))
+    return 0
+
+
+def _sparse(args: argparse.Namespace, command: str) -> int:
     import torch
 
     from ada3d.benchmark.engines import build_engines, set_dataflow
@@ -99,7 +188,6 @@ def main(argv: list[str] | None = None) -> int:
     data = DataOptions(args.data_root, tuple(args.frames) if args.frames else None, args.nuscenes_root, args.sweeps)
     scenarios = [build_scenario(name, data) for name in args.scenario]
     config = None if args.dataflow == "default" else ConvConfig(args.dataflow)
-    command = "python tools/benchmark.py " + " ".join(_without_output(argv if argv is not None else sys.argv[1:]))
     disagreements = []
     for scenario in scenarios:
         for dtype in args.dtype:

@@ -1,0 +1,299 @@
+"""Dense vs Ada3D detectors on the same frames: density per drop stage, FLOPs, latency, peak memory.
+
+Per frame and model: the data preprocessor voxelises once; then
+
+* ``encode_3d(voxels)`` (VFE, sparse 3D encoder and, for Ada3D, voxel / BEV dropping) and ``encode_2d(bev)`` (BEV
+  backbone and neck) each run once under a :class:`~ada3d.benchmark.flops.FlopCounter`, then the head on their
+  output: FLOPs per part;
+* the drop stages' :class:`~ada3d.models.adaptive.pruning_record.PruningRecord` s (``model.last_pruning``) give
+  the kept densities and the ground-truth cells dropped; a model without them counts its BEV map's non-zero
+  pixels as occupied and kept;
+* ``encode_3d``, ``encode_2d`` (on a copy of the BEV input with an empty kernel-map cache each time, so no run
+  reuses maps built by an earlier one) and end to end (``model.test_step``: voxelisation, network, box decoding
+  and NMS) are timed with warm-up, CUDA synchronisation and medians (:func:`~ada3d.benchmark.timing.measure`),
+  with the peak memory of each on CUDA.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from mmengine.config import Config
+from tqdm import tqdm
+
+from ada3d.benchmark.detector_frames import DetectorFrame
+from ada3d.benchmark.flops import FlopCounter
+from ada3d.benchmark.pruning_stats import (
+    StageCounts,
+    cells_in_boxes,
+    dense_bev_counts,
+    importance_cell_centres,
+    record_counts,
+)
+from ada3d.benchmark.timing import Measurement, measure
+from sparse_ops.tensor import SparseTensor
+
+PARTS = ("3d", "2d", "head", "total")  # FLOP parts: encode_3d, encode_2d, bbox_head, their sum
+TIMED = ("3d", "2d", "end_to_end")
+
+
+@dataclass
+class FrameResult:
+    """One model on one frame. ``flops`` by :data:`PARTS`; ``flops_by_module`` by top-level module over the
+    whole forward; ``latency`` by :data:`TIMED`; ``stages`` one :class:`StageCounts` per drop stage."""
+
+    name: str
+    num_voxels: int
+    stages: list[StageCounts]
+    flops: dict[str, int]
+    flops_by_module: dict[str, int]
+    latency: dict[str, Measurement]
+
+
+@dataclass
+class ModelRun:
+    """One model on every frame of one data source."""
+
+    label: str
+    data: str
+    frames: list[FrameResult] = field(default_factory=list)
+
+    def stage_totals(self) -> list[StageCounts]:
+        """Each stage's counts summed over the frames, in stage order."""
+        totals: dict[str, StageCounts] = {}
+        for frame in self.frames:
+            for counts in frame.stages:
+                totals[counts.stage] = totals[counts.stage] + counts if counts.stage in totals else counts
+        return list(totals.values())
+
+    def mean_flops(self, part: str) -> float:
+        return _mean([frame.flops[part] for frame in self.frames])
+
+    def mean_ms(self, part: str) -> float:
+        """Mean over the frames of each frame's median time."""
+        return _mean([frame.latency[part].median_ms for frame in self.frames])
+
+    def peak_mb(self, part: str) -> float | None:
+        """The largest peak memory over the frames (None off CUDA)."""
+        peaks = [frame.latency[part].peak_memory_mb for frame in self.frames]
+        return None if None in peaks or not peaks else max(peaks)
+
+    def mean_voxels(self) -> float:
+        return _mean([frame.num_voxels for frame in self.frames])
+
+
+def _mean(values: list[float]) -> float:
+    return sum(values) / len(values) if values else float("nan")
+
+
+def load_detector(
+    config: str, checkpoint: str, device: torch.device, cfg_options: dict | None = None
+) -> tuple[torch.nn.Module, Config]:
+    """The detector of ``config`` with the weights of ``checkpoint`` (strict), in eval mode on ``device``.
+
+    Raises:
+        FileNotFoundError: for a missing config or checkpoint file.
+    """
+    from mmengine.registry import init_default_scope
+    from mmengine.runner import load_checkpoint
+
+    import ada3d.engine  # noqa: F401  (checkpoint loading under torch >= 2.6)
+    import ada3d.models  # noqa: F401  (registers the detectors)
+    from ada3d.registry import MODELS
+
+    for path, what in ((config, "config"), (checkpoint, "checkpoint")):
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"{what} file not found: {path}")
+    cfg = Config.fromfile(config)
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    init_default_scope(cfg.get("default_scope", "ada3d"))
+    model = MODELS.build(cfg.model)
+    load_checkpoint(model, checkpoint, map_location="cpu", strict=True, logger="silent")
+    return model.to(device).eval(), cfg
+
+
+def class_names(cfg: Config) -> list[str]:
+    """The detector's class names, in label order: ``cfg.class_names`` or the val dataset's ``metainfo.classes``."""
+    dataset = cfg.get("val_dataloader", {}).get("dataset", {})
+    names = cfg.get("class_names") or dataset.get("metainfo", {}).get("classes")
+    if not names:
+        raise ValueError(f"{cfg.filename}: neither class_names nor val_dataloader.dataset.metainfo.classes is set")
+    return list(names)
+
+
+def fresh_input(bev: torch.Tensor | SparseTensor) -> torch.Tensor | SparseTensor:
+    """``bev`` itself if dense; a sparse one as a new tensor on the same sites with an empty kernel-map cache."""
+    if isinstance(bev, SparseTensor):
+        return SparseTensor(bev.features, bev.indices, bev.spatial_shape, bev.batch_size, validate=False)
+    return bev
+
+
+def gt_cell_masks(model: torch.nn.Module, frame: DetectorFrame, grid_shape: tuple[int, int]) -> torch.Tensor:
+    """bool ``[B, H, W]``: the importance cells of each sample whose centre lies in one of its ground-truth boxes."""
+    layer = model.data_preprocessor.voxel_layer
+    centres = importance_cell_centres(
+        layer.point_cloud_range, layer.voxel_size, model.middle_encoder.sparse_shape, grid_shape
+    )
+    return torch.stack([cells_in_boxes(centres, boxes) for boxes in frame.gt_boxes])
+
+
+def _stage_counts(model, frame: DetectorFrame, bev) -> list[StageCounts]:
+    records = list(getattr(model, "last_pruning", None) or [])
+    if records:
+        gt_cells = gt_cell_masks(model, frame, tuple(records[0].occupied.shape[1:]))
+        return [record_counts(record, gt_cells) for record in records]
+    if isinstance(bev, SparseTensor):
+        raise ValueError(f"{type(model).__name__}.encode_3d returned a SparseTensor but left no last_pruning records")
+    return [dense_bev_counts(bev, gt_cell_masks(model, frame, tuple(bev.shape[2:])))]
+
+
+def _counted(counter: FlopCounter, fn: Callable[[], object]) -> tuple[object, int, dict[str, int]]:
+    """``fn()``'s output, its FLOPs and its FLOPs per top-level module."""
+    counter.reset()
+    with counter:
+        output = fn()
+    return output, counter.total, counter.by_module
+
+
+def benchmark_frame(
+    model: torch.nn.Module, frame: DetectorFrame, device: torch.device, warmup: int = 2, repeats: int = 5
+) -> FrameResult:
+    """FLOPs, drop-stage counts and timings of ``model`` (in eval mode, on ``device``) on ``frame``."""
+    counter = FlopCounter(model)
+    with torch.no_grad():
+        voxels = model.data_preprocessor(frame.batch, False)["inputs"]["voxels"]
+        bev, flops_3d, modules_3d = _counted(counter, lambda: model.encode_3d(voxels))
+        stages = _stage_counts(model, frame, bev)
+        maps, flops_2d, modules_2d = _counted(counter, lambda: model.encode_2d(fresh_input(bev)))
+        _, flops_head, modules_head = _counted(counter, lambda: model.bbox_head(maps))
+        latency = {
+            "3d": measure(lambda: model.encode_3d(voxels), device, warmup, repeats),
+            "2d": measure(lambda: model.encode_2d(fresh_input(bev)), device, warmup, repeats),
+            "end_to_end": measure(lambda: model.test_step(frame.batch), device, warmup, repeats),
+        }
+    flops = {"3d": flops_3d, "2d": flops_2d, "head": flops_head, "total": flops_3d + flops_2d + flops_head}
+    by_module = dict(Counter(modules_3d) + Counter(modules_2d) + Counter(modules_head))
+    return FrameResult(frame.name, len(voxels["coors"]), stages, flops, by_module, latency)
+
+
+def benchmark_model(
+    model: torch.nn.Module,
+    frames: list[DetectorFrame],
+    label: str,
+    data: str,
+    device: torch.device,
+    warmup: int = 2,
+    repeats: int = 5,
+) -> ModelRun:
+    """:func:`benchmark_frame` on every frame, with a progress bar."""
+    model.eval()
+    run = ModelRun(label, data)
+    for frame in tqdm(frames, desc=f"{label} on {data}", unit="frame", leave=False):
+        run.frames.append(benchmark_frame(model, frame, device, warmup, repeats))
+    return run
+
+
+def _percent(value: float) -> str:
+    return "-" if math.isnan(value) else f"{100 * value:.1f}%"
+
+
+def _ratio_to(value: float, reference: float | None) -> str:
+    return "" if reference is None or not reference else f" ({value / reference:.2f}x)"
+
+
+def compute_table(runs: list[ModelRun]) -> str:
+    """One row per model: voxels, GFLOPs per part, median ms per timed part, peak MB per backbone.
+
+    Ratios in brackets are relative to the first model (the dense reference when one is given).
+    """
+    header = ["model", "voxels", "3D GFLOPs", "2D GFLOPs", "head GFLOPs", "total GFLOPs", "3D ms", "2D ms",
+              "end-to-end ms", "3D peak MB", "2D peak MB"]
+    rows = []
+    reference = runs[0]
+    for run in runs:
+        is_reference = run is reference or len(runs) == 1
+        row = [run.label, f"{run.mean_voxels():.0f}"]
+        for part in PARTS:
+            value = run.mean_flops(part)
+            row.append(f"{value / 1e9:.2f}" + ("" if is_reference else _ratio_to(value, reference.mean_flops(part))))
+        for part in TIMED:
+            value = run.mean_ms(part)
+            row.append(f"{value:.1f}" + ("" if is_reference else _ratio_to(value, reference.mean_ms(part))))
+        for part in ("3d", "2d"):
+            peak = run.peak_mb(part)
+            row.append("n/a" if peak is None else f"{peak:.0f}")
+        rows.append(row)
+    return _markdown(header, rows)
+
+
+def density_table(runs: list[ModelRun]) -> str:
+    """One row per model and drop stage: sites kept, kept / occupied cells, BEV density (kept / all cells),
+    occupied / all cells, and the fraction of occupied ground-truth cells that were dropped."""
+    header = ["model", "stage", "sites kept", "kept / occupied", "kept / H*W", "occupied / H*W", "GT cells dropped",
+              "GT cells"]
+    rows = [
+        [run.label, c.stage, _percent(c.sites_kept), _percent(c.kept_of_occupied), _percent(c.kept_of_grid),
+         _percent(c.occupied_of_grid), _percent(c.gt_dropped_fraction), str(c.gt_occupied)]
+        for run in runs
+        for c in run.stage_totals()
+    ]
+    return _markdown(header, rows)
+
+
+def _markdown(header: list[str], rows: list[list[str]]) -> str:
+    align = ["---"] + ["---:"] * (len(header) - 1)
+    return "\n".join("| " + " | ".join(row) + " |" for row in [header, align, *rows])
+
+
+def report(runs: list[ModelRun], environment_line: str, settings: str, command: str) -> str:
+    """Markdown: a title line, the command, then the compute and density tables of one data source."""
+    data = runs[0].data
+    frames = len(runs[0].frames)
+    heading = f"Ada3D benchmark, {data}, {frames} frame(s) | {environment_line} | {settings}"
+    notes = (
+        "FLOPs: 2 x multiply-adds of the convolutions and linear layers that ran (sparse convs by kernel-map pairs). "
+        "ms: mean over frames of the median per frame; 3D = encode_3d, 2D = encode_2d (BEV backbone + neck), "
+        "end-to-end = voxelisation to boxes after NMS. Peak MB: CUDA only. Cells: the importance (BEV) grid; "
+        "GT cells dropped: occupied cells with their centre in a ground-truth box that were not kept."
+    )
+    return f"{heading}\n\n`{command}`\n\n{notes}\n\n{compute_table(runs)}\n\n{density_table(runs)}\n"
+
+
+def run_to_json(run: ModelRun) -> dict:
+    """The run's summary and per-frame results as JSON-ready values (NaN as None)."""
+
+    def number(value: float | None):
+        return None if value is None or (isinstance(value, float) and math.isnan(value)) else value
+
+    def stage(counts: StageCounts) -> dict:
+        ratios = ("sites_kept", "kept_of_occupied", "kept_of_grid", "occupied_of_grid", "gt_dropped_fraction")
+        return {**vars(counts), **{name: number(getattr(counts, name)) for name in ratios}}
+
+    return dict(
+        label=run.label,
+        data=run.data,
+        summary=dict(
+            voxels=run.mean_voxels(),
+            flops={part: run.mean_flops(part) for part in PARTS},
+            median_ms={part: run.mean_ms(part) for part in TIMED},
+            peak_memory_mb={part: run.peak_mb(part) for part in ("3d", "2d")},
+            stages=[stage(counts) for counts in run.stage_totals()],
+        ),
+        frames=[
+            dict(
+                name=frame.name,
+                voxels=frame.num_voxels,
+                flops=frame.flops,
+                flops_by_module=frame.flops_by_module,
+                latency={part: vars(m) for part, m in frame.latency.items()},
+                stages=[stage(counts) for counts in frame.stages],
+            )
+            for frame in run.frames
+        ],
+    )

@@ -1,0 +1,142 @@
+"""How much each Ada3D drop stage kept, and how much of the ground truth it dropped, as summable counts.
+
+All cells are cells of the importance grid (the BEV grid the 2D backbone reads, ``[H, W]``, rows = y,
+cols = x; see ADA3D's design notes). A ground-truth cell is a cell whose centre lies inside a ground-truth
+box seen from above.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
+
+import torch
+
+from ada3d.models.adaptive.pruning_record import PruningRecord
+from ada3d.structures import points_in_boxes
+
+
+@dataclass(frozen=True)
+class StageCounts:
+    """Counts of one drop stage over one or more batches (add two with ``+``).
+
+    Attributes:
+        stage: the stage name (``'encoder_layer2'``, ``'bev'``, ...).
+        sites_before / sites_after: active sites (voxels, or BEV pixels) before / after dropping.
+        occupied / kept: occupied importance cells, and the occupied cells kept.
+        grid_cells: ``B x H x W``, all cells of the importance grid.
+        gt_occupied / gt_dropped: occupied ground-truth cells, and those of them not kept.
+    """
+
+    stage: str
+    sites_before: int
+    sites_after: int
+    occupied: int
+    kept: int
+    grid_cells: int
+    gt_occupied: int
+    gt_dropped: int
+
+    def __add__(self, other: StageCounts) -> StageCounts:
+        if other.stage != self.stage:
+            raise ValueError(f"cannot add the counts of stage {other.stage!r} to those of {self.stage!r}")
+        return StageCounts(self.stage, *(getattr(self, f.name) + getattr(other, f.name) for f in fields(self)[1:]))
+
+    @property
+    def sites_kept(self) -> float:
+        """``sites_after / sites_before`` (voxel or pixel density after dropping)."""
+        return _ratio(self.sites_after, self.sites_before)
+
+    @property
+    def kept_of_occupied(self) -> float:
+        return _ratio(self.kept, self.occupied)
+
+    @property
+    def kept_of_grid(self) -> float:
+        """The BEV density: kept cells / all cells."""
+        return _ratio(self.kept, self.grid_cells)
+
+    @property
+    def occupied_of_grid(self) -> float:
+        return _ratio(self.occupied, self.grid_cells)
+
+    @property
+    def gt_dropped_fraction(self) -> float:
+        """Occupied ground-truth cells that were dropped, as a fraction of the occupied ground-truth cells."""
+        return _ratio(self.gt_dropped, self.gt_occupied)
+
+
+def _ratio(numerator: int, denominator: int) -> float:
+    return numerator / denominator if denominator else float("nan")
+
+
+def importance_cell_centres(
+    point_cloud_range: Sequence[float], voxel_size: Sequence[float], sparse_shape: Sequence[int],
+    grid_shape: Sequence[int],
+) -> torch.Tensor:
+    """``[H, W, 2]`` (x, y) metres of the centres of the importance grid's cells.
+
+    Args:
+        point_cloud_range: ``(x0, y0, z0, x1, y1, z1)``; the grid's origin is ``(x0, y0)``.
+        voxel_size: ``(dx, dy, dz)`` of the voxel grid.
+        sparse_shape: the voxel grid ``(z, y, x)``.
+        grid_shape: the importance grid ``(H, W)``; its cell is ``voxel_size * sparse_shape / grid_shape``.
+    """
+    height, width = (int(s) for s in grid_shape)
+    cell_y = voxel_size[1] * sparse_shape[1] / height
+    cell_x = voxel_size[0] * sparse_shape[2] / width
+    y = point_cloud_range[1] + (torch.arange(height, dtype=torch.float64) + 0.5) * cell_y
+    x = point_cloud_range[0] + (torch.arange(width, dtype=torch.float64) + 0.5) * cell_x
+    rows, cols = torch.meshgrid(y, x, indexing="ij")
+    return torch.stack([cols, rows], dim=-1)
+
+
+def cells_in_boxes(centres: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
+    """bool ``[H, W]``: cells whose centre (``centres [H, W, 2]``) lies inside one of ``boxes [M, 7]`` in BEV."""
+    height, width = centres.shape[:2]
+    if len(boxes) == 0:
+        return torch.zeros(height, width, dtype=torch.bool)
+    flat = torch.cat([centres.reshape(-1, 2), torch.zeros(height * width, 1, dtype=centres.dtype)], dim=1)
+    bev_boxes = boxes.to(centres.dtype).clone()
+    bev_boxes[:, 2], bev_boxes[:, 5] = -1.0, 2.0  # every box spans z = 0: only x, y and yaw matter
+    return points_in_boxes(flat, bev_boxes).any(dim=1).reshape(height, width)
+
+
+def stage_counts(
+    stage: str,
+    occupied: torch.Tensor,
+    kept: torch.Tensor,
+    sites_before: Sequence[int],
+    sites_after: Sequence[int],
+    gt_cells: torch.Tensor,
+) -> StageCounts:
+    """Counts of one stage on one batch; ``occupied``, ``kept`` and ``gt_cells`` bool ``[B, H, W]``."""
+    if not occupied.shape == kept.shape == gt_cells.shape:
+        raise ValueError(f"stage {stage!r}: occupied {tuple(occupied.shape)}, kept {tuple(kept.shape)} and "
+                         f"ground-truth cells {tuple(gt_cells.shape)} must be masks of one [B, H, W] grid")
+    occupied, kept, gt_cells = occupied.cpu(), kept.cpu(), gt_cells.cpu()
+    gt_occupied = gt_cells & occupied
+    return StageCounts(
+        stage=stage,
+        sites_before=int(sum(sites_before)),
+        sites_after=int(sum(sites_after)),
+        occupied=int(occupied.sum()),
+        kept=int((kept & occupied).sum()),
+        grid_cells=occupied.numel(),
+        gt_occupied=int(gt_occupied.sum()),
+        gt_dropped=int((gt_occupied & ~kept).sum()),
+    )
+
+
+def record_counts(record: PruningRecord, gt_cells: torch.Tensor) -> StageCounts:
+    """:func:`stage_counts` of an Ada3D drop stage's record."""
+    return stage_counts(record.stage, record.occupied, record.kept, record.sites_before, record.sites_after,
+                        gt_cells)
+
+
+def dense_bev_counts(bev: torch.Tensor, gt_cells: torch.Tensor) -> StageCounts:
+    """Counts of the BEV map ``[B, C, H, W]`` of a model that drops nothing: occupied (any non-zero channel) =
+    kept, the sites being the occupied pixels."""
+    occupied = (bev != 0).any(dim=1)
+    sites = occupied.flatten(1).sum(dim=1).tolist()
+    return stage_counts("bev", occupied, occupied, sites, sites, gt_cells)

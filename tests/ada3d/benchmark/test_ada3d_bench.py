@@ -1,0 +1,87 @@
+"""benchmark_frame on a real KITTI scan: FLOP parts, drop-stage counts from last_pruning, fresh sparse inputs."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from mmengine.config import Config
+
+from ada3d.benchmark.ada3d_bench import benchmark_model, density_table, fresh_input, gt_cell_masks, run_to_json
+from ada3d.benchmark.detector_frames import kitti_frames
+from ada3d.registry import MODELS
+from sparse_ops.tensor import SparseTensor
+from tests.conftest import KITTI_DEMO_ROOT
+from tests.tools.column_dropping_voxelnet import ColumnDroppingVoxelNet
+from tests.tools.conftest import TINY_CONFIG
+
+CLASSES = ["Pedestrian", "Cyclist", "Car"]
+CPU = torch.device("cpu")
+
+
+def _tiny(model_type: str | None = None):
+    torch.manual_seed(0)
+    config = Config.fromfile(TINY_CONFIG).model.to_dict()
+    if model_type:
+        config["type"] = model_type
+    return MODELS.build(config).eval()
+
+
+@pytest.fixture(scope="module")
+def frame():
+    return kitti_frames(KITTI_DEMO_ROOT, CLASSES, ["000008"])[0]
+
+
+def test_kitti_frames_read_scans_and_boxes_of_the_classes(frame):
+    assert frame.name == "000008" and frame.batch["inputs"]["points"][0].shape[1] == 4
+    labels = frame.batch["data_samples"][0].gt_instances_3d.labels_3d
+    assert len(frame.gt_boxes[0]) == len(labels) > 0 and (labels == CLASSES.index("Car")).any()
+    with pytest.raises(FileNotFoundError, match="KITTI frame 999999: .*velodyne/999999.bin not found"):
+        kitti_frames(KITTI_DEMO_ROOT, CLASSES, ["999999"])
+
+
+def test_dense_model_keeps_every_occupied_cell(frame):
+    run = benchmark_model(_tiny(), [frame], "dense", "real-kitti", CPU, warmup=0, repeats=1)
+    result = run.frames[0]
+    assert result.flops["total"] == result.flops["3d"] + result.flops["2d"] + result.flops["head"]
+    assert set(result.flops_by_module) == {"middle_encoder", "backbone", "neck", "bbox_head"}
+    assert result.flops_by_module["bbox_head"] == result.flops["head"]
+    (bev,) = result.stages
+    assert bev.stage == "bev" and bev.kept == bev.occupied > 0 and bev.gt_dropped == 0 and bev.gt_occupied > 0
+    assert result.latency["end_to_end"].median_ms > 0 and result.latency["3d"].peak_memory_mb is None
+    assert "| dense | bev | 100.0% | 100.0% |" in density_table([run])
+
+
+def test_dropping_model_reports_its_records(frame):
+    model = _tiny("ColumnDroppingVoxelNet")
+    assert isinstance(model, ColumnDroppingVoxelNet)
+    model.set_keep_ratios(keep_ratio_bev=0.25, strategy="distance")
+    dense = benchmark_model(_tiny(), [frame], "dense", "real-kitti", CPU, warmup=0, repeats=1).frames[0]
+    run = benchmark_model(model, [frame], "drop", "real-kitti", CPU, warmup=0, repeats=1)
+    (bev,) = run.frames[0].stages
+    assert bev.occupied == dense.stages[0].occupied and bev.kept == round(0.25 * bev.occupied)
+    # the kept quarter are the nearest columns: the GT cells dropped are exactly those of the far cars
+    record = model.last_pruning[0]
+    gt = gt_cell_masks(model, frame, tuple(record.occupied.shape[1:]))
+    assert bev.gt_dropped == int((gt & record.occupied & ~record.kept).sum()) > 0
+    assert 0 < bev.gt_dropped_fraction < 1
+    summary = run_to_json(run)["summary"]
+    assert summary["stages"][0]["kept_of_occupied"] == pytest.approx(0.25, abs=0.01)
+    assert summary["flops"]["3d"] == dense.flops["3d"] and summary["peak_memory_mb"]["3d"] is None
+    assert not math.isnan(summary["median_ms"]["2d"])
+
+
+def test_fresh_input_gives_sparse_tensors_an_empty_kernel_map_cache():
+    x = SparseTensor(torch.ones(2, 1), torch.tensor([[0, 0, 0], [0, 1, 1]]), (4, 4), 1)
+    x.kernel_maps.get_or_build("k", x.indices, x.spatial_shape, _geometry())
+    copy = fresh_input(x)
+    assert "k" in x.kernel_maps and "k" not in copy.kernel_maps and copy.features is x.features
+    dense = torch.ones(1, 2, 3, 3)
+    assert fresh_input(dense) is dense
+
+
+def _geometry():
+    from sparse_ops.kmap.geometry import ConvGeometry
+
+    return ConvGeometry.create(2, 3, 1, 1, 1, subm=True)

@@ -1,0 +1,73 @@
+"""Drop-stage counts: ratios, summing, ground-truth cells of the importance grid."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from ada3d.benchmark.pruning_stats import (
+    StageCounts,
+    cells_in_boxes,
+    dense_bev_counts,
+    importance_cell_centres,
+    record_counts,
+    stage_counts,
+)
+from ada3d.models.adaptive.pruning_record import PruningRecord
+
+TINY_GRID = dict(point_cloud_range=(0, -40, -3, 70.4, 40, 1), voxel_size=(0.1, 0.1, 0.2), sparse_shape=(21, 800, 704))
+
+
+def test_cell_centres_of_the_tiny_second_grid():
+    centres = importance_cell_centres(**TINY_GRID, grid_shape=(100, 88))  # stride 8: 0.8 m cells
+    assert centres.shape == (100, 88, 2)
+    assert centres[0, 0].tolist() == pytest.approx([0.4, -39.6])
+    assert centres[99, 87].tolist() == pytest.approx([70.0, 39.6])
+    assert centres[10, 3].tolist() == pytest.approx([3 * 0.8 + 0.4, -40 + 10 * 0.8 + 0.4])
+
+
+def test_cells_in_boxes_use_the_rotated_footprint_only():
+    centres = importance_cell_centres(**TINY_GRID, grid_shape=(100, 88))
+    # a 4 m x 1.6 m car along x at (10, 0) covers 5 x 2 cells; high above the ground, which does not matter
+    along_x = torch.tensor([[10.0, 0.0, 5.0, 4.0, 1.6, 1.5, 0.0]])
+    inside = cells_in_boxes(centres, along_x)
+    assert inside.sum() == 10 and inside[49:51, 10:15].all()
+    # turned by 90 degrees at (10.4, 0.2): x in [9.6, 11.2], y in [-1.8, 2.2]
+    across = cells_in_boxes(centres, torch.tensor([[10.4, 0.2, 0.0, 4.0, 1.6, 1.5, math.pi / 2]]))
+    assert across.sum() == 10 and across[48:53, 12:14].all()
+    assert not cells_in_boxes(centres, torch.zeros(0, 7)).any()
+
+
+def test_stage_counts_ratios_and_sums():
+    occupied = torch.zeros(2, 3, 4, dtype=torch.bool)
+    occupied[0, 0, :] = True  # 4 occupied cells in sample 0
+    occupied[1, 1, :2] = True  # 2 in sample 1
+    kept = occupied.clone()
+    kept[0, 0, 3] = False
+    gt = torch.zeros_like(occupied)
+    gt[0, 0, 2:] = True  # 2 occupied GT cells, one of them dropped
+    gt[1, 2, 0] = True  # a GT cell without points: not counted
+    counts = stage_counts("bev", occupied, kept, [40, 20], [30, 20], gt)
+    assert (counts.occupied, counts.kept, counts.grid_cells, counts.gt_occupied, counts.gt_dropped) == (6, 5, 24, 2, 1)
+    assert counts.sites_kept == pytest.approx(50 / 60) and counts.kept_of_occupied == pytest.approx(5 / 6)
+    assert counts.kept_of_grid == pytest.approx(5 / 24) and counts.occupied_of_grid == pytest.approx(6 / 24)
+    assert counts.gt_dropped_fraction == 0.5
+    total = counts + counts
+    assert total.kept == 10 and total.kept_of_occupied == counts.kept_of_occupied
+    with pytest.raises(ValueError, match="cannot add the counts of stage 'encoder_layer2'"):
+        counts + StageCounts("encoder_layer2", 0, 0, 0, 0, 0, 0, 0)
+    with pytest.raises(ValueError, match=r"masks of one \[B, H, W\] grid"):
+        stage_counts("bev", occupied, kept, [0], [0], gt[:1])
+    assert math.isnan(stage_counts("bev", occupied, kept, [0, 0], [0, 0], torch.zeros_like(gt)).gt_dropped_fraction)
+
+
+def test_records_and_dense_maps_count_alike():
+    bev = torch.zeros(1, 2, 3, 3)
+    bev[0, 1, 0, 0] = bev[0, 0, 2, 1] = 1.0
+    occupied = (bev != 0).any(dim=1)
+    record = PruningRecord("bev", None, occupied, occupied.clone(), torch.zeros(1, 3, 3), [2], [2])
+    gt = torch.ones_like(occupied)
+    assert record_counts(record, gt) == dense_bev_counts(bev, gt)
+    assert dense_bev_counts(bev, gt).gt_dropped == 0 and dense_bev_counts(bev, gt).sites_after == 2
