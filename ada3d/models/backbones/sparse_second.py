@@ -78,6 +78,18 @@ class SparseSECOND(nn.Module):
             blocks.append(SparseSequential(*(m for conv in layers for m in self._conv_block(conv, norm_cfg))))
             channels = stage_channels
         self.blocks = nn.ModuleList(blocks)
+        self._register_load_state_dict_pre_hook(self._accept_dense_conv_weights)
+
+    def _accept_dense_conv_weights(self, state_dict: dict, prefix: str, *args) -> None:
+        """Let ``load_state_dict`` (and mmengine's ``load_from``) take a dense SECOND's checkpoint: conv
+        weights in ``[C_out, C_in, kh, kw]`` layout are permuted to ``[C_out, kh, kw, C_in]``."""
+        for name, module in self.named_modules():
+            key = f"{prefix}{name}.weight"
+            weight = state_dict.get(key)
+            if isinstance(module, SparseConvolution) and weight is not None and weight.dim() == 4:
+                dense_shape = (module.out_channels, module.in_channels, *module.kernel_size)
+                if tuple(weight.shape) == dense_shape and dense_shape != tuple(module.weight.shape):
+                    state_dict[key] = weight.permute(0, 2, 3, 1)
 
     @staticmethod
     def _conv_block(conv: SparseConvolution, norm_cfg: dict) -> tuple[nn.Module, nn.Module, nn.Module]:

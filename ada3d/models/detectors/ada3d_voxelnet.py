@@ -1,0 +1,191 @@
+"""Ada3D (Zhao et al., ICCV 2023) on SECOND: drop unimportant voxel columns and BEV pixels, run the BEV sparse."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from ada3d.models.adaptive.bev_grid import BevGrid
+from ada3d.models.adaptive.column_ops import drop_columns, drop_pixels, occupancy, pool_to_grid, sites_per_sample
+from ada3d.models.adaptive.heatmap import centre_heatmap
+from ada3d.models.adaptive.height_compression import to_bev
+from ada3d.models.adaptive.importance_predictor import importance_loss
+from ada3d.models.adaptive.pruning_record import PruningRecord
+from ada3d.models.adaptive.spatial_filter import STRATEGIES
+from ada3d.models.backbones.sparse_second import SparseSECOND
+from ada3d.models.detectors.voxelnet import VoxelNet
+from ada3d.registry import MODELS
+from ada3d.structures import Det3DDataSample
+from sparse_ops import SparseTensor
+from sparse_ops.nn import SparseConvolution
+
+TRAIN_STAGES = ("detector", "predictor", "finetune")
+
+
+@MODELS.register_module()
+class Ada3DVoxelNet(VoxelNet):
+    """A :class:`VoxelNet` whose BEV backbone runs sparse on the pixels an importance predictor keeps.
+
+    Args:
+        adaptive: the Ada3D settings (every other argument is VoxelNet's; ``backbone`` must be a
+            :class:`SparseSECOND`):
+
+            * ``predictor``: :class:`ImportancePredictor` config; its ``in_channels`` are filled in (one input
+              per drop stage: the encoder stage's channels, and the BEV channels under ``'bev'``).
+            * ``filter``: :class:`SpatialFilter` config (``density_prior=dict(kernel, alpha, eps)`` or None).
+            * ``drop_3d_stages``: encoder stages (``'encoder_layer1'`` ...) after which whole voxel columns are
+              dropped; ``keep_ratios_3d``: the share of occupied importance-grid cells each keeps.
+            * ``keep_ratio_bev``: the share of occupied BEV pixels the 2D backbone runs on.
+            * ``strategy``: how cells are ranked: ``'predictor'`` (Ada3D), ``'random'`` or ``'distance'``
+              (nearest first) - the baselines of the keep-ratio sweep.
+            * ``loss_weight``: weight of the predictor's MSE loss against the centre heatmap.
+            * ``train_stage``: Ada3D's three training stages: ``'detector'`` trains the detector (the predictor is
+              frozen), ``'predictor'`` trains only the predictor (the detector frozen, BatchNorm statistics
+              included), ``'finetune'`` trains the detector with dropping on (the predictor frozen).
+
+    After every forward, ``last_pruning`` holds one :class:`PruningRecord` per drop stage (3D stages in order,
+    then ``'bev'``). A keep ratio of 1 keeps every occupied cell and skips the predictor at inference.
+    """
+
+    def __init__(self, *, adaptive: dict, **kwargs) -> None:
+        super().__init__(**kwargs)
+        if not isinstance(self.backbone, SparseSECOND):
+            raise ValueError(f"Ada3DVoxelNet needs backbone type 'SparseSECOND', got {type(self.backbone).__name__}")
+        settings = dict(adaptive)
+        known = {"predictor", "filter", "drop_3d_stages", "keep_ratios_3d", "keep_ratio_bev", "strategy",
+                 "loss_weight", "train_stage"}  # fmt: skip
+        unknown = sorted(set(settings) - known)
+        if unknown:
+            raise ValueError(f"unknown adaptive settings {unknown}; known: {sorted(known)}")
+        stage_channels = _stage_channels(self.middle_encoder)
+        self.drop_3d_stages = tuple(settings.get("drop_3d_stages", ()))
+        missing = [name for name in self.drop_3d_stages if name not in stage_channels]
+        if missing:
+            raise ValueError(f"drop_3d_stages {missing} are not encoder stages; stages: {sorted(stage_channels)}")
+        self.loss_weight = float(settings.get("loss_weight", 1.0))
+        self.train_stage = settings.get("train_stage", "detector")
+        if self.train_stage not in TRAIN_STAGES:
+            raise ValueError(f"train_stage must be one of {TRAIN_STAGES}, got {self.train_stage!r}")
+        self.keep_ratios_3d: tuple[float, ...] = ()
+        self.keep_ratio_bev = 1.0
+        self.strategy = "predictor"
+        self.set_keep_ratios(
+            tuple(settings.get("keep_ratios_3d", (1.0,) * len(self.drop_3d_stages))),
+            settings.get("keep_ratio_bev", 1.0),
+            settings.get("strategy", "predictor"),
+        )
+        inputs = {name: stage_channels[name] for name in self.drop_3d_stages}
+        inputs["bev"] = self.middle_encoder.out_channels
+        self.predictor = MODELS.build(dict(settings.get("predictor", dict(type="ImportancePredictor")),
+                                           in_channels=inputs))  # fmt: skip
+        self.spatial_filter = MODELS.build(dict(settings.get("filter", dict(type="SpatialFilter"))))
+        layer = self.data_preprocessor.voxel_layer
+        self.grid = BevGrid.from_voxel_grid(layer.point_cloud_range, layer.voxel_size,
+                                            self.middle_encoder.sparse_shape, self.middle_encoder.out_spatial_shape)
+        self.last_pruning: list[PruningRecord] = []
+        self._importance: list[torch.Tensor] = []  # predictor outputs [B, 1, H, W] of this forward (training)
+        for module in self._frozen_modules():
+            module.requires_grad_(False)
+        self.train(self.training)  # frozen parts start in eval mode too
+
+    def set_keep_ratios(
+        self,
+        keep_ratios_3d: Sequence[float] | None = None,
+        keep_ratio_bev: float | None = None,
+        strategy: str | None = None,
+    ) -> None:
+        """Change what is kept (for sweeps); ``None`` leaves a setting as it is."""
+        if keep_ratios_3d is not None:
+            ratios = tuple(float(r) for r in keep_ratios_3d)
+            if len(ratios) != len(self.drop_3d_stages):
+                raise ValueError(f"keep_ratios_3d needs one ratio per drop stage {self.drop_3d_stages}, got {ratios}")
+            self.keep_ratios_3d = ratios
+        if keep_ratio_bev is not None:
+            self.keep_ratio_bev = float(keep_ratio_bev)
+        if strategy is not None:
+            if strategy not in STRATEGIES:
+                raise ValueError(f"strategy must be one of {STRATEGIES}, got {strategy!r}")
+            self.strategy = strategy
+        for ratio in (*self.keep_ratios_3d, self.keep_ratio_bev):
+            if not 0.0 < ratio <= 1.0:
+                raise ValueError(f"keep ratios must lie in (0, 1], got {ratio}")
+
+    def _frozen_modules(self) -> list[nn.Module]:
+        if self.train_stage == "predictor":
+            return [module for name, module in self.named_children() if name not in ("predictor",
+                                                                                     "data_preprocessor")]
+        return [self.predictor]
+
+    def train(self, mode: bool = True) -> Ada3DVoxelNet:
+        """Train mode for the trainable part only: frozen parts stay in eval (their BatchNorm statistics fixed)."""
+        super().train(mode)
+        for module in self._frozen_modules():
+            module.eval()
+        return self
+
+    def encode_3d(self, voxels: dict) -> SparseTensor:
+        """VFE and sparse encoder with Ada3D's drops -> the kept BEV pixels (2D :class:`SparseTensor`)."""
+        self.last_pruning, self._importance = [], []
+        features = self.voxel_encoder(voxels["voxels"], voxels["num_points"])
+        ratios = dict(zip(self.drop_3d_stages, self.keep_ratios_3d))
+
+        def after_stage(name: str, x: SparseTensor) -> SparseTensor:
+            return self._drop(name, x, ratios[name], drop_columns) if name in ratios else x
+
+        encoded = self.middle_encoder.encode(features, voxels["coors"], voxels["batch_size"], after_stage)
+        return self._drop("bev", to_bev(encoded), self.keep_ratio_bev, drop_pixels)
+
+    def encode_2d(self, bev: SparseTensor) -> list[torch.Tensor]:
+        maps = self.backbone(bev)
+        return list(self.neck(maps) if self.neck is not None else maps)
+
+    def _drop(self, stage: str, x: SparseTensor, keep_ratio: float, drop) -> SparseTensor:
+        """Keep ``keep_ratio`` of the occupied importance-grid cells of ``x``; record what was kept."""
+        occupied = occupancy(x, self.grid.shape)
+        train_predictor = self.training and self.train_stage == "predictor"
+        importance = None
+        if self.strategy == "predictor" and (keep_ratio < 1.0 or train_predictor):
+            importance = self.predictor(stage, pool_to_grid(x, self.grid.shape))
+            if train_predictor:
+                self._importance.append(importance)
+            importance = importance[:, 0].detach()
+        before = sites_per_sample(x)
+        if keep_ratio >= 1.0:  # nothing ranked: the record's scores are the importance (if predicted) or 1
+            scores = occupied.float() if importance is None else importance
+            kept, after = occupied, before
+        else:
+            scores = self.spatial_filter.scores(importance, occupied, self.strategy, self.grid)
+            kept = self.spatial_filter.select(scores, occupied, keep_ratio)
+            x = drop(x, kept)
+            after = sites_per_sample(x)
+        self.last_pruning.append(PruningRecord(stage, self.grid, occupied, kept, scores, before.tolist(),
+                                               after.tolist()))  # fmt: skip
+        return x
+
+    def loss(self, inputs: dict, data_samples: Sequence[Det3DDataSample]) -> dict:
+        """The detector's losses, or in the ``'predictor'`` stage the predictor's MSE to the centre heatmap."""
+        if self.train_stage != "predictor":
+            return self.bbox_head.loss(self.extract_feat(inputs), data_samples)
+        self.encode_3d(inputs["voxels"])
+        boxes = [sample.gt_instances_3d.bboxes_3d for sample in data_samples]
+        target = centre_heatmap(boxes, self.grid).to(self._importance[0].device)
+        loss = sum(importance_loss(importance, target) for importance in self._importance)
+        return {"loss_importance": self.loss_weight * loss / len(self._importance)}
+
+    def forward(self, inputs: dict, data_samples: Sequence[Det3DDataSample] | None = None, mode: str = "tensor"):
+        if mode == "loss":
+            if data_samples is None:
+                raise ValueError("mode='loss' needs data_samples")
+            return self.loss(inputs, data_samples)
+        return super().forward(inputs, data_samples, mode)
+
+
+def _stage_channels(middle_encoder: nn.Module) -> dict[str, int]:
+    """Output channels of each encoder stage (``encoder_layer1`` ...): its last convolution's."""
+    channels = {}
+    for name, stage in middle_encoder.encoder_layers.named_children():
+        convs = [m for m in stage.modules() if isinstance(m, SparseConvolution)]
+        channels[name] = convs[-1].out_channels
+    return channels

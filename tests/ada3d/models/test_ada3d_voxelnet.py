@@ -1,0 +1,140 @@
+"""Ada3DVoxelNet: the three training stages, what is dropped and recorded, loading a dense SECOND."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from mmengine import Config
+
+from ada3d.models.adaptive.heatmap import centre_heatmap
+from ada3d.models.adaptive.spatial_filter import keep_counts
+from ada3d.registry import MODELS
+from tests.ada3d.models.frames import kitti_frame, voxel_batch
+from tests.ada3d.models.test_configs import CONFIG_ROOT, TINY
+
+STAGES = {s: CONFIG_ROOT / "ada3d" / f"ada3d_second_hv_secfpn_tiny_synthkitti-3d-3class_stage{s}.py" for s in (1, 2, 3)}
+
+
+def build(stage: int, **adaptive) -> torch.nn.Module:
+    config = Config.fromfile(STAGES[stage]).model.to_dict()
+    config["adaptive"].update(adaptive)
+    torch.manual_seed(0)
+    return MODELS.build(config)
+
+
+@pytest.fixture(scope="module")
+def batch():
+    points, sample = kitti_frame("000008")
+    return voxel_batch([points, points[points[:, 0] < 30]], [0.1, 0.1, 0.2]), [sample, sample]
+
+
+def detector_state(model) -> dict[str, torch.Tensor]:
+    return {k: v.clone() for k, v in model.state_dict().items() if not k.startswith("predictor.")}
+
+
+def predictor_state(model) -> dict[str, torch.Tensor]:
+    return {k: v.clone() for k, v in model.predictor.state_dict().items()}
+
+
+def train_steps(model, inputs, samples, steps: int = 3) -> dict:
+    model.train()
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=1e-2)
+    for _ in range(steps):
+        losses = model(inputs, samples, mode="loss")
+        optimizer.zero_grad()
+        sum(losses.values()).backward()
+        optimizer.step()
+    return losses
+
+
+def changed(before: dict, after: dict) -> set[str]:
+    return {k for k in before if not torch.equal(before[k], after[k])}
+
+
+def test_stage1_trains_the_detector_keeps_everything_and_freezes_the_predictor(batch):
+    model = build(1)
+    inputs, samples = batch
+    detector, predictor = detector_state(model), predictor_state(model)
+    losses = train_steps(model, inputs, samples)
+    assert set(losses) == {"loss_cls", "loss_bbox", "loss_dir"}
+    assert not changed(predictor, predictor_state(model))
+    assert {k for k in changed(detector, detector_state(model)) if k.startswith("backbone.")}  # SparseSECOND trains
+    records = model.last_pruning
+    assert [r.stage for r in records] == ["encoder_layer1", "encoder_layer2", "bev"]
+    for record in records:
+        assert torch.equal(record.kept, record.occupied) and record.sites_before == record.sites_after
+
+
+def test_stage2_trains_only_the_predictor_towards_the_centre_heatmap(batch):
+    model = build(2)
+    inputs, samples = batch
+    detector, predictor = detector_state(model), predictor_state(model)
+    first = model(inputs, samples, mode="loss")
+    losses = train_steps(model, inputs, samples, steps=5)
+    assert set(losses) == {"loss_importance"} and losses["loss_importance"] < first["loss_importance"]
+    assert not changed(detector, detector_state(model))  # weights and BatchNorm statistics
+    assert changed(predictor, predictor_state(model))
+    target = centre_heatmap([s.gt_instances_3d.bboxes_3d for s in samples], model.grid)
+    assert target.shape[-2:] == model.grid.shape == (100, 88) and target.amax() == 1
+
+
+def test_stage3_drops_top_k_columns_and_pixels_and_freezes_the_predictor(batch):
+    model = build(3)
+    inputs, samples = batch
+    predictor = predictor_state(model)
+    train_steps(model, inputs, samples, steps=1)
+    assert not changed(predictor, predictor_state(model))
+    model.eval()
+    with torch.no_grad():
+        results = model(inputs, samples, mode="predict")
+    assert results[0].pred_instances_3d.bboxes_3d.shape[1] == 7
+    ratios = dict(zip(["encoder_layer1", "encoder_layer2", "bev"], [0.6, 0.8, 0.5]))
+    for record in model.last_pruning:
+        occupied = record.occupied.flatten(1).sum(1)
+        assert torch.equal(record.kept.flatten(1).sum(1), keep_counts(occupied, ratios[record.stage]))
+        assert not (record.kept & ~record.occupied).any()
+        assert all(after < before for before, after in zip(record.sites_before, record.sites_after))
+    bev = model.encode_3d(inputs["voxels"])
+    assert bev.features.shape[0] == int(model.last_pruning[-1].kept.sum())  # one BEV pixel per kept cell
+
+
+def test_set_keep_ratios_and_strategies(batch):
+    model = build(3).eval()
+    inputs, _ = batch
+    with torch.no_grad():
+        model.set_keep_ratios(keep_ratios_3d=(1.0, 1.0), keep_ratio_bev=0.25, strategy="distance")
+        model.encode_3d(inputs["voxels"])
+        record = model.last_pruning[-1]
+        assert torch.equal(model.last_pruning[0].kept, model.last_pruning[0].occupied)
+        # nearest first: every kept cell is at least as near as every dropped occupied cell
+        distance = model.grid.cell_centres().norm(dim=-1)
+        for b in range(2):
+            kept, dropped = record.kept[b], record.occupied[b] & ~record.kept[b]
+            assert distance[kept].max() <= distance[dropped].min()
+    with pytest.raises(ValueError, match="keep ratios must lie in"):
+        model.set_keep_ratios(keep_ratio_bev=0.0)
+    with pytest.raises(ValueError, match="strategy must be one of"):
+        model.set_keep_ratios(strategy="largest")
+    with pytest.raises(ValueError, match="one ratio per drop stage"):
+        model.set_keep_ratios(keep_ratios_3d=(0.5,))
+
+
+def test_a_dense_second_checkpoint_initialises_the_sparse_backbone():
+    dense_config = Config.fromfile(TINY).model.to_dict()
+    dense = MODELS.build(dense_config)
+    model = build(1)
+    result = model.load_state_dict(dense.state_dict(), strict=False)
+    assert not [k for k in result.missing_keys if not k.startswith("predictor.")]
+    conv = dense.backbone.blocks[1][3].weight  # [C_out, C_in, 3, 3]
+    assert torch.equal(model.backbone.blocks[1][3].weight, conv.permute(0, 2, 3, 1))
+    assert torch.equal(model.middle_encoder.conv_input[0].weight, dense.middle_encoder.conv_input[0].weight)
+
+
+def test_bad_settings_are_named():
+    with pytest.raises(ValueError, match="not encoder stages"):
+        build(1, drop_3d_stages=("encoder_layer9",), keep_ratios_3d=(1.0,))
+    with pytest.raises(ValueError, match="unknown adaptive settings"):
+        build(1, keep_ratio=0.5)
+    with pytest.raises(ValueError, match="train_stage must be one of"):
+        build(1, train_stage="all")
