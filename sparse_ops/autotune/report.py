@@ -32,7 +32,8 @@ class GroupResult:
         default_config: what the layers run untuned (``sparse_ops.conv.default_config``).
         default_ms: the default's time, None if it failed.
         cached: the choice was read from the cache, nothing was timed.
-        num_timed: configurations timed for this group (0 on a cache hit), failed ones included.
+        num_timed: configurations timed for this group (0 on a cache hit), each once, the untuned
+            default and failed ones included.
         num_failed: of those, the ones that raised (did not compile, did not fit): skipped.
     """
 

@@ -4,11 +4,17 @@ Timings come from an injected fake timer (a cost per configuration), so the test
 speed of this machine; Triton candidates run on the GPU where there is one, else in Triton's CPU
 interpreter (tests/conftest.py) on tiny inputs. The real timer runs end to end on the CPU
 (gather-scatter, the only CPU candidate) and, where there is one, on the GPU (every dataflow).
+
+What tune() times depends on the untuned default (gather-scatter on CPU, implicit GEMM on CUDA): it is
+timed besides the candidates for the speed-up. The ``untuned`` fixture runs the tests that count timings
+with either default on any device, so the CUDA case is checked on a CPU machine too.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
+from collections import Counter
 
 import pytest
 import torch
@@ -23,9 +29,11 @@ from sparse_ops.autotune import (
     group_by_kernel_map,
     record_layer_calls,
     search,
+    tuner,
 )
 from sparse_ops.conv import ConvConfig
-from sparse_ops.conv.functional import default_config
+from sparse_ops.conv.config import IMPLICIT_GEMM_DEFAULT
+from sparse_ops.conv.functional import default_config, triton_available
 from sparse_ops.nn import SparseConv3d, SparseConvolution, SparseInverseConv3d, SparseSequential, SubMConv3d
 from tests.sparse_ops.cases import random_sparse_tensor
 
@@ -35,9 +43,33 @@ IG = ConvConfig("implicit_gemm", 16, 16, 16, wgrad_row_blocks=2)
 IGS = ConvConfig("implicit_gemm_sorted", 16, 16, 16)
 # what an untuned layer runs here (gather-scatter on CPU, default implicit GEMM on CUDA); tune() always times it
 DEFAULT = default_config(torch.empty(0, device=DEVICE))
-CANDIDATES = [GS, IG, IGS] + ([DEFAULT] if DEFAULT not in (GS, IG, IGS) else [])
+# every configuration the fake timers below price: the three candidates and both devices' defaults
+PRICED = [GS, IG, IGS, IMPLICIT_GEMM_DEFAULT]
 # layer names of the network below, grouped by the kernel map they share
 GROUPS = [("0", "2"), ("3",), ("4",), ("5",)]
+
+
+def _with_default(candidates: list[ConvConfig], default: ConvConfig) -> list[ConvConfig]:
+    """``candidates`` with the untuned ``default`` among them (a candidate that may win, timed once)."""
+    return candidates + ([] if default in candidates else [default])
+
+
+CANDIDATES = _with_default([GS, IG, IGS], DEFAULT)
+
+
+def _expected_trials(candidates: list[ConvConfig], default: ConvConfig, groups=GROUPS) -> list:
+    """``(group, config)`` for what tune() must time when no choice is cached: each distinct candidate
+    once per group, and the untuned default besides (its time is the report's baseline)."""
+    return sorted(((group, config) for group in groups for config in {*candidates, default}), key=str)
+
+
+@pytest.fixture(params=[GS, IMPLICIT_GEMM_DEFAULT], ids=["gather_scatter_default", "implicit_gemm_default"])
+def untuned(request, monkeypatch) -> ConvConfig:
+    """The configuration tune() takes an untuned layer to run: gather-scatter (the CPU default) or
+    implicit GEMM (the CUDA default), whatever the device. Only the tuner's view is patched: the model
+    itself still runs the device's default (the fake timers never run a trial)."""
+    monkeypatch.setattr(tuner, "default_config", lambda features: request.param)
+    return request.param
 
 
 def _network(device: str = DEVICE) -> SparseSequential:
@@ -69,7 +101,7 @@ class FakeTimer:
     ``run=True``, runs it once (proving the trial computes)."""
 
     def __init__(self, cost=None, run: bool = False) -> None:
-        self.cost = cost or (lambda names, config: 1.0 + CANDIDATES.index(config))
+        self.cost = cost or (lambda names, config: 1.0 + PRICED.index(config))
         self.run = run
         self.trials: list[tuple[tuple[str, ...], ConvConfig]] = []
 
@@ -84,7 +116,7 @@ class FakeTimer:
 def _prefer_sorted_for_subm(names, config):
     """Sorted implicit GEMM fastest on the SubM groups, plain implicit GEMM elsewhere, gather-scatter last."""
     order = [IGS, IG, GS] if names in (("0", "2"), ("4",)) else [IG, IGS, GS]
-    order += [c for c in CANDIDATES if c not in order]
+    order += [c for c in PRICED if c not in order]
     return 1.0 + order.index(config)
 
 
@@ -97,18 +129,19 @@ def test_layers_sharing_a_kernel_map_form_one_group():
     assert groups[0].calls[1].features.shape == (x.features.shape[0], 4)  # the second layer's own input
 
 
-def test_fastest_candidate_is_set_on_every_layer_of_its_group(tmp_path):
+def test_fastest_candidate_is_set_on_every_layer_of_its_group(tmp_path, untuned):
     network, x = _network(), _input()
     timer = FakeTimer(_prefer_sorted_for_subm)
-    report = sparse_ops.tune(network, (x,), candidates=CANDIDATES, search="exhaustive", cache=tmp_path / "c.json",
+    candidates = _with_default([GS, IG, IGS], untuned)
+    report = sparse_ops.tune(network, (x,), candidates=candidates, search="exhaustive", cache=tmp_path / "c.json",
                              timer=timer, progress=False)  # fmt: skip
     assert _configs(network) == {"0": IGS, "2": IGS, "3": IG, "4": IGS, "5": IG}
     assert [group.layers for group in report.groups] == GROUPS
-    assert sorted(timer.trials, key=str) == sorted(((g, c) for g in GROUPS for c in CANDIDATES), key=str)
-    assert report.num_timed == len(GROUPS) * len(CANDIDATES)  # the device default is one of the candidates
+    assert sorted(timer.trials, key=str) == _expected_trials(candidates, untuned)
+    assert report.num_timed == len(GROUPS) * len(candidates)  # the default is one of the candidates: timed once
     first = report.groups[0]
-    default_ms = _prefer_sorted_for_subm(("0", "2"), DEFAULT)
-    assert (first.config, first.time_ms, first.default_config, first.default_ms) == (IGS, 1.0, DEFAULT, default_ms)
+    default_ms = _prefer_sorted_for_subm(("0", "2"), untuned)
+    assert (first.config, first.time_ms, first.default_config, first.default_ms) == (IGS, 1.0, untuned, default_ms)
     assert first.speedup == pytest.approx(default_ms)
     table = report.format()
     assert "| 0, 2 | 3d subm k3x3x3 s1x1x1 d1x1x1 2>4,4>4 |" in table and "implicit_gemm_sorted 16x16x16" in table
@@ -157,7 +190,7 @@ def test_second_run_reads_every_choice_from_the_cache(tmp_path):
 
 
 @pytest.mark.parametrize("change", ["dtype", "size", "mode"])
-def test_other_dtype_size_bucket_or_mode_misses_the_cache(tmp_path, change):
+def test_other_dtype_size_bucket_or_mode_misses_the_cache(tmp_path, change, untuned):
     path = tmp_path / "autotune.json"
     sparse_ops.tune(_network(), (_input(),), candidates=[GS], cache=path, timer=FakeTimer(), progress=False)
     network, x, mode = _network(), _input(), "inference"
@@ -169,23 +202,26 @@ def test_other_dtype_size_bucket_or_mode_misses_the_cache(tmp_path, change):
         mode = "training"
     timer = FakeTimer()
     report = sparse_ops.tune(network, (x,), mode=mode, candidates=[GS], cache=path, timer=timer, progress=False)
-    assert report.cached_layers == [] and report.num_timed == len(GROUPS)
+    assert report.cached_layers == [] and sorted(timer.trials, key=str) == _expected_trials([GS], untuned)
+    assert report.num_timed == len(timer.trials)
     assert len(json.loads(path.read_text())["entries"]) == 2 * len(GROUPS)  # both runs' entries kept
 
 
-def test_corrupt_cache_file_warns_and_is_rebuilt(tmp_path):
+def test_corrupt_cache_file_warns_and_is_rebuilt(tmp_path, untuned):
     path = tmp_path / "autotune.json"
     path.write_text('{"version": 1, "entries": {"truncated')
     network, x = _network(), _input()
     kwargs = dict(candidates=[GS], cache=path, progress=False)
+    timer = FakeTimer()
     with pytest.warns(UserWarning, match="unreadable"):
-        report = sparse_ops.tune(network, (x,), timer=FakeTimer(), **kwargs)
-    assert report.num_timed == len(GROUPS)
+        report = sparse_ops.tune(network, (x,), timer=timer, **kwargs)
+    assert sorted(timer.trials, key=str) == _expected_trials([GS], untuned)
+    assert report.num_timed == len(timer.trials)
     assert len(json.loads(path.read_text())["entries"]) == len(GROUPS)
     assert sparse_ops.tune(network, (x,), timer=FakeTimer(), **kwargs).num_timed == 0
 
 
-def test_unusable_cache_entry_is_retimed(tmp_path):
+def test_unusable_cache_entry_is_retimed(tmp_path, untuned):
     path = tmp_path / "autotune.json"
     network, x = _network(), _input()
     kwargs = dict(candidates=[GS], cache=path, progress=False)
@@ -194,9 +230,13 @@ def test_unusable_cache_entry_is_retimed(tmp_path):
     key = next(iter(payload["entries"]))
     payload["entries"][key]["config"]["dataflow"] = "no_such_dataflow"
     path.write_text(json.dumps(payload))
+    timer = FakeTimer()
     with pytest.warns(UserWarning, match="unusable entry"):
-        report = sparse_ops.tune(network, (x,), timer=FakeTimer(), **kwargs)
-    assert report.num_timed == 1
+        report = sparse_ops.tune(network, (x,), timer=timer, **kwargs)
+    (retimed,) = {names for names, _ in timer.trials}  # only the group whose entry was spoilt
+    assert sorted(timer.trials, key=str) == _expected_trials([GS], untuned, groups=[retimed])
+    assert report.num_timed == len(timer.trials)
+    assert report.cached_layers == [name for group in GROUPS if group != retimed for name in group]
 
 
 @pytest.mark.parametrize("mode, gemms, weight_grads", [("inference", 5, 0), ("training", 10, 5)])
@@ -215,33 +255,79 @@ def test_training_mode_times_the_backward_kernels(monkeypatch, mode, gemms, weig
     monkeypatch.setattr(implicit_gemm, "_gather_gemm", counting("gemm", implicit_gemm._gather_gemm))
     monkeypatch.setattr(implicit_gemm, "_weight_grad", counting("weight_grad", implicit_gemm._weight_grad))
     network, x = _network(), _input()
-    timer = FakeTimer(run=True)
+    fake = FakeTimer(run=True)
+    launched = Counter()  # kernel calls while the trials of IG ran (not the recording pass, not the default's)
+
+    def timer(trial) -> float:
+        before = dict(calls)
+        ms = fake(trial)
+        if trial.config == IG:
+            launched.update({name: calls[name] - before[name] for name in calls})
+        return ms
+
     sparse_ops.tune(network, (x,), mode=mode, candidates=[IG], cache=False, timer=timer, progress=False)
-    assert [config for _, config in timer.trials].count(IG) == len(GROUPS)
+    assert [config for _, config in fake.trials].count(IG) == len(GROUPS)
     # per layer: the forward GEMM; in training also the input-gradient GEMM and the weight gradient
-    assert calls == {"gemm": gemms, "weight_grad": weight_grads}
+    assert dict(launched) == {"gemm": gemms, "weight_grad": weight_grads}
 
 
-def test_failing_candidates_are_skipped_and_all_failing_keeps_the_configs():
+def test_failing_candidates_are_skipped_and_all_failing_keeps_the_configs(untuned):
     def broken_sorted(names, config):
         if config == IGS:
             raise RuntimeError("out of shared memory")  # as a Triton tile that does not fit would
-        return {GS: 2.0, IG: 3.0}[config]
+        return {GS: 2.0, IG: 3.0, IMPLICIT_GEMM_DEFAULT: 4.0}[config]
 
     network, x = _network(), _input()
-    report = sparse_ops.tune(network, (x,), candidates=CANDIDATES, search="exhaustive", cache=False,
-                             timer=FakeTimer(broken_sorted), progress=False)  # fmt: skip
-    assert set(_configs(network).values()) == {GS} and report.num_timed == len(GROUPS) * 3
+    candidates = _with_default([GS, IG, IGS], untuned)
+    timer = FakeTimer(broken_sorted)
+    report = sparse_ops.tune(network, (x,), candidates=candidates, search="exhaustive", cache=False, timer=timer,
+                             progress=False)  # fmt: skip
+    assert set(_configs(network).values()) == {GS}
+    assert sorted(timer.trials, key=str) == _expected_trials(candidates, untuned)
+    assert report.num_timed == len(GROUPS) * len(candidates)
     assert [group.num_failed for group in report.groups] == [1] * len(GROUPS) and "(1 failed)" in report.format()
 
     def broken(names, config):
         raise RuntimeError("does not compile")
 
-    network = _network()
+    network, timer = _network(), FakeTimer(broken)
     with pytest.warns(UserWarning, match="every candidate failed"):
-        report = sparse_ops.tune(network, (x,), candidates=[IG], cache=False, timer=FakeTimer(broken), progress=False)
+        report = sparse_ops.tune(network, (x,), candidates=[IG], cache=False, timer=timer, progress=False)
     assert set(_configs(network).values()) == {None}
+    assert sorted(timer.trials, key=str) == _expected_trials([IG], untuned)
+    assert [group.num_failed for group in report.groups] == [group.num_timed for group in report.groups]
     assert report.groups[0].config is None and report.groups[0].speedup is None
+
+
+@pytest.mark.parametrize("default_ms", [20.0, 5.0], ids=["default_slower", "default_faster"])
+def test_default_cuda_candidates_are_descended_and_the_default_wins_only_when_faster(monkeypatch, default_ms):
+    """tune()'s own CUDA candidate set (``candidate_configs`` for device cuda: only the type is read) and
+    the CUDA default, priced by a fake timer. On these narrow layers the default's 32-wide tiles lie off
+    the grid: descent must still sweep the grid's tiles, time each configuration once, and set the
+    default only where it beats the grid's best."""
+    if not triton_available():
+        pytest.skip("without Triton the CUDA candidate set is gather-scatter only")
+    cuda = torch.device("cuda")
+    monkeypatch.setattr(tuner, "candidate_configs", lambda *args: candidate_configs(*args[:2], cuda, *args[3:]))
+    monkeypatch.setattr(tuner, "default_config", lambda features: IMPLICIT_GEMM_DEFAULT)
+    fastest = ConvConfig("implicit_gemm", 128, 16, 16, num_warps=2, num_stages=3)
+
+    def cost(names, config):  # one millisecond per field off the fastest grid point
+        if config == IMPLICIT_GEMM_DEFAULT:
+            return default_ms
+        if config.dataflow == "gather_scatter":
+            return 50.0
+        return 10.0 + sum(getattr(config, f.name) != getattr(fastest, f.name) for f in dataclasses.fields(config))
+
+    network, x, timer = _network(), _input(), FakeTimer(cost)
+    report = sparse_ops.tune(network, (x,), cache=False, timer=timer, progress=False)
+    expected = fastest if default_ms > 10.0 else IMPLICIT_GEMM_DEFAULT
+    assert set(_configs(network).values()) == {expected}
+    assert all((g.time_ms, g.default_ms) == (min(default_ms, 10.0), default_ms) for g in report.groups)
+    assert len(set(timer.trials)) == len(timer.trials) == report.num_timed  # each configuration timed once
+    assert {names for names, config in timer.trials if config == IMPLICIT_GEMM_DEFAULT} == set(GROUPS)
+    grid = candidate_configs(8, 8, cuda, torch.float32)
+    assert all(g.num_timed <= 12 < len(grid) for g in report.groups)  # a descent, not the whole grid
 
 
 def test_real_timer_end_to_end_on_cpu(tmp_path):
