@@ -33,6 +33,7 @@ from ada3d.visualization.loading import (  # noqa: E402
     load_frame_from_files,
     load_kitti_frame,
 )
+from ada3d.visualization.render_worker import DEFAULT_TIMEOUT, RenderWorker  # noqa: E402
 
 MODEL_NOT_AVAILABLE = (
     "--config/--checkpoint: model predictions need ada3d's detector with the Ada3D filter, which is not "
@@ -75,6 +76,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     show.add_argument("--no-pred", action="store_true", help="hide predicted boxes")
     show.add_argument("--no-importance", action="store_true", help="hide the importance map")
     parser.add_argument("--out", type=Path, help="write PNGs here instead of opening a window")
+    parser.add_argument("--render-timeout", type=float, default=DEFAULT_TIMEOUT, metavar="S",
+                        help="seconds one headless render may take before it is retried in a fresh renderer process "
+                        "(Open3D stalls now and then on software Vulkan), then fails")
     args = parser.parse_args(argv)
     if args.config or args.checkpoint:
         parser.error(MODEL_NOT_AVAILABLE)
@@ -116,11 +120,12 @@ def _stage_keys(view: FrameView, requested: list[str] | None) -> list[int]:
     return [view.stages.index(view.stage(int(key) if key.lstrip("-").isdigit() else key)) for key in requested]
 
 
-def render_frame(view: FrameView, args: argparse.Namespace, renderer) -> list[Path]:
-    """Write the PNGs of one frame (see the module docstring); returns their paths."""
+def render_frame(view: FrameView, args: argparse.Namespace, worker) -> list[Path]:
+    """Write the PNGs of one frame (see the module docstring) through ``worker`` (a
+    :class:`~ada3d.visualization.render_worker.RenderWorker`); returns their paths."""
     from ada3d.visualization.bev_plots import bev_figure, density_vs_range_figure
     from ada3d.visualization.cameras import default_cameras
-    from ada3d.visualization.scene import SceneOptions, build_scene
+    from ada3d.visualization.scene import SceneOptions
 
     point_cloud_range = tuple(args.point_cloud_range or default_point_cloud_range(view))
     cameras = default_cameras(point_cloud_range)
@@ -135,10 +140,9 @@ def render_frame(view: FrameView, args: argparse.Namespace, renderer) -> list[Pa
                else [(color_by, stages[0] if stages else 0)])
     written = []
     for label, stage in renders:
-        scene = build_scene(view, replace(base, stage=stage))
         for name in args.views:
             path = args.out / f"{view.name}_{label}_{name}.png"
-            written.append(renderer.save_png(scene, cameras[name], path))
+            written.append(worker.save_png(view, replace(base, stage=stage), cameras[name], path))
     grid = GridGeometry((args.bev_cell, args.bev_cell), point_cloud_range)
     figures = [(f"{view.name}_bev.png", bev_figure(view, grid, None, not args.no_gt, not args.no_pred))]
     for i in stages:
@@ -169,18 +173,13 @@ def main(argv: list[str] | None = None) -> None:
         run_viewer(sources, options, args.point_cloud_range, tuple(args.size))
         return
 
-    import open3d
     from tqdm import tqdm
 
-    from ada3d.visualization.render import SceneRenderer
-
-    open3d.utility.set_verbosity_level(open3d.utility.VerbosityLevel.Error)  # no "no display" warnings
-
     args.out.mkdir(parents=True, exist_ok=True)
-    renderer = SceneRenderer(*args.size)
     written = []
-    for source in tqdm(sources, desc="rendering", unit="frame", disable=len(sources) == 1):
-        written += render_frame(source.load(), args, renderer)
+    with RenderWorker(*args.size, timeout=args.render_timeout) as worker:
+        for source in tqdm(sources, desc="rendering", unit="frame", disable=len(sources) == 1):
+            written += render_frame(source.load(), args, worker)
     print(f"wrote {len(written)} images to {args.out}:")
     for path in written:
         print(f"  {path}")
