@@ -7,6 +7,7 @@ the metric's options, e.g. ``--cfg-options test_evaluator.submission_prefix=resu
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import os.path as osp
 import sys
@@ -22,6 +23,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("checkpoint", help="checkpoint file")
     parser.add_argument("--work-dir", help="where the evaluation log goes (default: work_dirs/<config name>)")
     parser.add_argument("--cfg-options", nargs="+", action=DictAction, help="override config keys")
+    parser.add_argument("--metrics-json", help="also write the metrics (name -> value) to this JSON file")
     parser.add_argument("--launcher", choices=["none", "pytorch", "slurm", "mpi"], default="none")
     parser.add_argument("--local-rank", "--local_rank", type=int, default=0)
     args = parser.parse_args(argv)
@@ -48,7 +50,11 @@ def main(argv: list[str] | None = None) -> dict:
         "work_dirs", osp.splitext(osp.basename(args.config))[0]
     )
     runner = Runner.from_cfg(cfg)
-    return runner.test()
+    metrics = runner.test()
+    if args.metrics_json:
+        with open(args.metrics_json, "w") as f:
+            json.dump({name: float(value) for name, value in metrics.items()}, f, indent=1)
+    return metrics
 
 
 if __name__ == "__main__":

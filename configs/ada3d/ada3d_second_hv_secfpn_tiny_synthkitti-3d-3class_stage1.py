@@ -19,7 +19,7 @@ model = dict(
 
 # a short fine-tune from the dense checkpoint
 lr = 0.001
-max_iters = 100
+max_iters = 60
 optim_wrapper = dict(optimizer=dict(lr=lr))
 param_scheduler = [dict(type="OneCycleLR", eta_max=lr, total_steps=max_iters, pct_start=0.3, by_epoch=False)]
 train_cfg = dict(max_iters=max_iters, val_interval=max_iters)
