@@ -6,6 +6,9 @@ Examples::
     python tools/visualize.py --bin demo/data/kitti/training/velodyne/000008.bin --out outputs/vis
     # frames of a KITTI tree, interactively (n / p step through them)
     python tools/visualize.py --kitti-root demo/data/kitti --index 1 8 76
+    # a detector's predictions and, for an Ada3D model, what each drop stage kept (one render per stage)
+    python tools/visualize.py --bin demo/data/kitti/training/velodyne/000008.bin --out outputs/vis \
+        --config configs/ada3d/ada3d_second_hv_secfpn_6e_synthkitti-3d-3class_stage3.py --checkpoint CKPT
     # boxes and pruning masks a model run saved with ada3d.visualization.frame_io.save_frame_view
     python tools/visualize.py --frame-view outputs/000008.npz --out outputs/vis
 
@@ -17,6 +20,7 @@ per stage, ``{frame}_{stage}_density.png`` (kept and dropped voxels by range).
 from __future__ import annotations
 
 import argparse
+import functools
 import re
 import sys
 from dataclasses import replace
@@ -35,12 +39,6 @@ from ada3d.visualization.loading import (  # noqa: E402
 )
 from ada3d.visualization.render_worker import DEFAULT_TIMEOUT, RenderWorker  # noqa: E402
 
-MODEL_NOT_AVAILABLE = (
-    "--config/--checkpoint: model predictions need ada3d's detector with the Ada3D filter, which is not "
-    "implemented yet. Until then, save a frame's boxes and pruning masks with "
-    "ada3d.visualization.frame_io.save_frame_view and show it with --frame-view FILE.npz"
-)
-
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -57,8 +55,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     inputs.add_argument("--calib", type=Path, help="KITTI calib file that goes with --labels")
     inputs.add_argument("--split", default="training", help="KITTI split folder under --kitti-root")
     inputs.add_argument("--index", nargs="+", help="KITTI sample ids (8 or 000008); default: every scan")
-    inputs.add_argument("--config", help="model config (not available yet, see the error)")
-    inputs.add_argument("--checkpoint", help="model checkpoint (not available yet, see the error)")
+    model = parser.add_argument_group("model (optional): run a detector on each frame and show its predictions and, "
+                                      "for an Ada3D model, the pruning stages")
+    model.add_argument("--config", help="model config, e.g. configs/ada3d/*_stage3.py")
+    model.add_argument("--checkpoint", help="the model's weights (an mmengine checkpoint)")
+    model.add_argument("--score-threshold", type=float, default=0.3, help="hide predictions scoring below this")
+    model.add_argument("--device", help="where the model runs (default: cuda if available, else cpu)")
     show = parser.add_argument_group("what to show")
     show.add_argument("--color-by", choices=["stage", "height", "intensity"],
                       help="point colours (default: stage when the frame has pruning stages, else height)")
@@ -80,8 +82,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="seconds one headless render may take before it is retried in a fresh renderer process "
                         "(Open3D stalls now and then on software Vulkan), then fails")
     args = parser.parse_args(argv)
-    if args.config or args.checkpoint:
-        parser.error(MODEL_NOT_AVAILABLE)
+    if bool(args.config) != bool(args.checkpoint):
+        parser.error("--config and --checkpoint go together")
+    if args.config and args.frame_view:
+        parser.error("--config/--checkpoint run the model on raw scans (--bin, --kitti-root); a --frame-view file "
+                     "already holds a model run's boxes and masks")
+    if not 0.0 <= args.score_threshold <= 1.0:
+        parser.error(f"--score-threshold must lie in [0, 1], got {args.score_threshold}")
     if (args.labels or args.calib) and not (args.bin and len(args.bin) == 1):
         parser.error("--labels/--calib go with a single --bin file")
     if bool(args.labels) != bool(args.calib):
@@ -92,14 +99,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def frame_sources(args: argparse.Namespace) -> list[FrameSource]:
-    """One lazily loaded frame per input file / KITTI id."""
+    """One lazily loaded frame per input file / KITTI id (run through the model with ``--config``)."""
     from ada3d.visualization.frame_io import load_frame_view
-
-    if args.kitti_root:
-        ids = args.index or kitti_frame_ids(args.kitti_root, args.split)
-        return [FrameSource(str(i), lambda i=i: load_kitti_frame(args.kitti_root, i, args.split)) for i in ids]
-    if args.frame_view:
-        return [FrameSource(path.name, lambda path=path: load_frame_view(path)) for path in args.frame_view]
 
     def load_bin(path: Path) -> FrameView:
         label, calib = (args.labels, args.calib) if args.labels else kitti_companion_files(path)
@@ -107,7 +108,35 @@ def frame_sources(args: argparse.Namespace) -> list[FrameSource]:
             calib = None
         return load_frame_from_files(path, args.load_dim, label, calib)
 
-    return [FrameSource(path.name, lambda path=path: load_bin(path)) for path in args.bin]
+    if args.frame_view:
+        return [FrameSource(path.name, lambda path=path: load_frame_view(path)) for path in args.frame_view]
+    if args.kitti_root:
+        ids = args.index or kitti_frame_ids(args.kitti_root, args.split)
+        sources = [FrameSource(str(i), lambda i=i: load_kitti_frame(args.kitti_root, i, args.split)) for i in ids]
+    else:
+        sources = [FrameSource(path.name, lambda path=path: load_bin(path)) for path in args.bin]
+    return [with_model(source, args) for source in sources] if args.config else sources
+
+
+@functools.cache
+def _model(config: str, checkpoint: str, device: str | None):
+    """The detector and its class names, loaded once (on the first frame shown)."""
+    import torch
+
+    from ada3d.visualization.from_model import load_model
+
+    return load_model(config, checkpoint, device or ("cuda" if torch.cuda.is_available() else "cpu"))
+
+
+def with_model(source: FrameSource, args: argparse.Namespace) -> FrameSource:
+    """``source`` whose frame is run through the ``--config`` / ``--checkpoint`` detector when loaded."""
+    from ada3d.visualization.from_model import predict_frame
+
+    def load() -> FrameView:
+        model, class_names = _model(args.config, args.checkpoint, args.device)
+        return predict_frame(model, source.load(), class_names, args.score_threshold)
+
+    return FrameSource(source.name, load)
 
 
 def _slug(text: str) -> str:

@@ -17,8 +17,9 @@ pytest.importorskip("open3d", reason="tools/visualize.py renders with open3d (pi
 from PIL import Image  # noqa: E402
 
 from ada3d.visualization import GridGeometry  # noqa: E402
-from ada3d.visualization.colors import DROPPED_COLOR, GT_BOX_COLOR, KEPT_COLOR  # noqa: E402
+from ada3d.visualization.colors import DROPPED_COLOR, GT_BOX_COLOR, KEPT_COLOR, PRED_BOX_COLOR  # noqa: E402
 from ada3d.visualization.frame_io import save_frame_view  # noqa: E402
+from tests.ada3d.visualization.conftest import TINY_ADA3D_CONFIG  # noqa: E402
 from tests.ada3d.visualization.frames import RANGE, lattice_frame  # noqa: E402
 from tests.conftest import KITTI_DEMO_ROOT  # noqa: E402
 
@@ -82,10 +83,15 @@ def test_a_saved_frame_renders_each_stage_with_its_masks(tmp_path):
     assert _pixels_of(_image(out / f"{stem}_bev.png"), KEPT_COLOR, atol=2) > 400  # 200 kept 0.2 m cells
 
 
-def test_model_flags_say_what_is_missing(capsys):
-    with pytest.raises(SystemExit):
-        visualize.main(["--bin", str(SCAN), "--config", "model.py", "--out", "x"])
-    assert "not implemented yet" in capsys.readouterr().err
+def test_a_model_run_shows_predictions_and_the_stage_it_is_asked_for(tmp_path, tiny_ada3d_checkpoint):
+    _run_tool("--bin", str(SCAN), "--config", str(TINY_ADA3D_CONFIG), "--checkpoint", str(tiny_ada3d_checkpoint),
+              "--device", "cpu", "--score-threshold", "0.2", "--stage", "BEV", "--views", "top",
+              "--size", "400", "456", "--out", str(tmp_path))
+    assert sorted(path.name for path in tmp_path.iterdir()) == [
+        "000008_bev.png", "000008_stage3_bev_bev.png", "000008_stage3_bev_density.png", "000008_stage3_bev_top.png"]
+    top = _image(tmp_path / "000008_stage3_bev_top.png")
+    assert _pixels_of(top, KEPT_COLOR, atol=1) > 500 and _pixels_of(top, DROPPED_COLOR, atol=1) > 500
+    assert _pixels_of(top, PRED_BOX_COLOR) > 50
 
 
 @pytest.mark.parametrize(
@@ -94,6 +100,9 @@ def test_model_flags_say_what_is_missing(capsys):
         (["--bin", str(SCAN), "--labels", "a.txt"], "--labels and --calib go together"),
         (["--kitti-root", str(KITTI_DEMO_ROOT), "--labels", "a.txt", "--calib", "b.txt"], "single --bin"),
         (["--bin", str(SCAN), "--index", "8"], "--index goes with --kitti-root"),
+        (["--bin", str(SCAN), "--config", "model.py"], "--config and --checkpoint go together"),
+        (["--frame-view", "a.npz", "--config", "m.py", "--checkpoint", "m.pth"], "already holds a model run"),
+        (["--bin", str(SCAN), "--config", "m.py", "--checkpoint", "m.pth", "--score-threshold", "2"], "[0, 1]"),
     ],
 )
 def test_argument_errors(argv, message, capsys):
