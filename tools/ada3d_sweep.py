@@ -47,17 +47,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def build_runner(args: argparse.Namespace, out: Path):
-    from mmengine.config import Config
     from mmengine.runner import Runner
 
-    import ada3d.engine  # noqa: F401  (checkpoint loading under torch >= 2.6)
+    from ada3d.engine import load_config  # also registers checkpoint loading under torch >= 2.6
 
-    for path, what in ((args.config, "config"), (args.checkpoint, "checkpoint")):
-        if not osp.isfile(path):
-            raise FileNotFoundError(f"{what} file not found: {path}")
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
+    cfg = load_config(args.config, args.cfg_options, args.checkpoint)
     if args.data_root:
         dataset = cfg.test_dataloader.dataset
         dataset.data_root = args.data_root

@@ -41,13 +41,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def build_config(args: argparse.Namespace):
     """The config with the command line applied (work dir, resume, AMP, launcher, overrides)."""
     import torch
-    from mmengine.config import Config
 
-    if not osp.isfile(args.config):
-        raise FileNotFoundError(f"config file not found: {args.config}")
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
+    from ada3d.engine import load_config
+
+    cfg = load_config(args.config, args.cfg_options)
     cfg.launcher = args.launcher
     if args.work_dir is not None:
         cfg.work_dir = args.work_dir

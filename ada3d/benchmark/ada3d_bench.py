@@ -20,7 +20,6 @@ import math
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import torch
 from mmengine.config import Config
@@ -102,16 +101,11 @@ def load_detector(
     from mmengine.registry import init_default_scope
     from mmengine.runner import load_checkpoint
 
-    import ada3d.engine  # noqa: F401  (checkpoint loading under torch >= 2.6)
     import ada3d.models  # noqa: F401  (registers the detectors)
+    from ada3d.engine import load_config  # also registers checkpoint loading under torch >= 2.6
     from ada3d.registry import MODELS
 
-    for path, what in ((config, "config"), (checkpoint, "checkpoint")):
-        if not Path(path).is_file():
-            raise FileNotFoundError(f"{what} file not found: {path}")
-    cfg = Config.fromfile(config)
-    if cfg_options:
-        cfg.merge_from_dict(cfg_options)
+    cfg = load_config(config, cfg_options, checkpoint)
     init_default_scope(cfg.get("default_scope", "ada3d"))
     model = MODELS.build(cfg.model)
     load_checkpoint(model, checkpoint, map_location="cpu", strict=True, logger="silent")

@@ -106,8 +106,8 @@ def stage_counts(
     stage: str,
     occupied: torch.Tensor,
     kept: torch.Tensor,
-    sites_before: Sequence[int],
-    sites_after: Sequence[int],
+    sites_before: torch.Tensor | Sequence[int],
+    sites_after: torch.Tensor | Sequence[int],
     gt_cells: torch.Tensor,
 ) -> StageCounts:
     """Counts of one stage on one batch; ``occupied``, ``kept`` and ``gt_cells`` bool ``[B, H, W]``."""
@@ -118,8 +118,8 @@ def stage_counts(
     gt_occupied = gt_cells & occupied
     return StageCounts(
         stage=stage,
-        sites_before=int(sum(sites_before)),
-        sites_after=int(sum(sites_after)),
+        sites_before=int(torch.as_tensor(sites_before).sum()),
+        sites_after=int(torch.as_tensor(sites_after).sum()),
         occupied=int(occupied.sum()),
         kept=int((kept & occupied).sum()),
         grid_cells=occupied.numel(),

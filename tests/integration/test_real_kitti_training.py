@@ -22,13 +22,12 @@ from __future__ import annotations
 import json
 import math
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from tests.integration.commands import REPO_ROOT, run, tool
+
 KITTI_CONFIG = REPO_ROOT / "configs" / "second" / "second_hv_secfpn_kitti-3d-3class.py"
 DEMO_KITTI = REPO_ROOT / "demo" / "data" / "kitti"
 FRAMES = ("000001", "000008", "000076")
@@ -47,16 +46,6 @@ TINY_MODEL = {
     "model.neck.upsample_strides": "[2,4]",
     "model.neck.out_channels": "[64,64]",
 }
-
-
-def _tool(name: str, *args: str) -> list[str]:
-    return [sys.executable, str(REPO_ROOT / "tools" / name), *args]
-
-
-def _run(command: list[str], timeout: float = 120) -> str:
-    result = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=timeout)
-    assert result.returncode == 0, f"{' '.join(command)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
-    return result.stdout + result.stderr
 
 
 def _cfg_options(data_root: Path) -> list[str]:
@@ -103,7 +92,7 @@ def real_kitti(tmp_path_factory) -> Path:
     (root / "ImageSets").mkdir()
     for split in ("train", "val"):
         (root / "ImageSets" / f"{split}.txt").write_text("\n".join(FRAMES) + "\n")
-    _run(_tool("create_data.py", "kitti", "--root", str(root), "--image-shape", "375", "1242"))
+    run(tool("create_data.py", "kitti", "--root", str(root), "--image-shape", "375", "1242"))
     return root
 
 
@@ -121,7 +110,7 @@ def test_the_kitti_config_overfits_real_frames_and_its_checkpoint_evaluates(real
 
     options = _cfg_options(real_kitti)
     work_dir = tmp_path / "train"
-    _run(_tool("train.py", str(KITTI_CONFIG), "--work-dir", str(work_dir), *options))
+    run(tool("train.py", str(KITTI_CONFIG), "--work-dir", str(work_dir), *options))
 
     steps = _train_losses(work_dir)
     assert [step["iter"] for step in steps] == list(range(1, EPOCHS * len(FRAMES) + 1))
@@ -134,7 +123,7 @@ def test_the_kitti_config_overfits_real_frames_and_its_checkpoint_evaluates(real
         assert sum(s[key] for s in last) < ratio * sum(s[key] for s in first), key
 
     metrics_file = tmp_path / "metrics.json"
-    output = _run(_tool("test.py", str(KITTI_CONFIG), str(work_dir / f"epoch_{EPOCHS}.pth"),
+    output = run(tool("test.py", str(KITTI_CONFIG), str(work_dir / f"epoch_{EPOCHS}.pth"),
                         "--work-dir", str(tmp_path / "test"), "--metrics-json", str(metrics_file), *options))
     written = json.loads(metrics_file.read_text())
     metrics = {name.removeprefix("Kitti metric/"): value for name, value in written.items()}

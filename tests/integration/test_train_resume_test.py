@@ -11,29 +11,19 @@ from __future__ import annotations
 import math
 import re
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 import torch
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from tests.integration.commands import REPO_ROOT, run, tool
+
 TINY_CONFIG = REPO_ROOT / "configs" / "second" / "second_hv_secfpn_tiny_synthkitti-3d-3class.py"
 MAX_ITERS = 4
 CHECKPOINT_INTERVAL = 2
 SEED = 1  # the simulator's seed: its four frames hold Cars, Pedestrians and a Cyclist for the GT sampler
 CLASSES = ("Pedestrian", "Cyclist", "Car")
-
-
-def _tool(name: str, *args: str) -> list[str]:
-    return [sys.executable, str(REPO_ROOT / "tools" / name), *args]
-
-
-def _run(command: list[str], timeout: float = 120) -> str:
-    result = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=timeout)
-    assert result.returncode == 0, f"{' '.join(command)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
-    return result.stdout + result.stderr
 
 
 def _cfg_options(data_root: Path) -> list[str]:
@@ -68,7 +58,7 @@ def _checkpoint(path: Path) -> dict:
 def _train_until_first_checkpoint_then_kill(work_dir: Path, options: list[str]) -> None:
     """Start tools/train.py, and SIGKILL it as soon as it has written its first checkpoint."""
     log = (work_dir.parent / f"{work_dir.name}.log").open("w")
-    process = subprocess.Popen(_tool("train.py", str(TINY_CONFIG), "--work-dir", str(work_dir), *options),
+    process = subprocess.Popen(tool("train.py", str(TINY_CONFIG), "--work-dir", str(work_dir), *options),
                                cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 120
     try:
@@ -85,24 +75,24 @@ def _train_until_first_checkpoint_then_kill(work_dir: Path, options: list[str]) 
 @pytest.fixture(scope="module")
 def synthetic_kitti(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("synthkitti")
-    _run(_tool("create_data.py", "synthkitti", "--out", str(root), "--frames", "4", "--seed", str(SEED)))
+    run(tool("create_data.py", "synthkitti", "--out", str(root), "--frames", "4", "--seed", str(SEED)))
     return root
 
 
 def test_a_killed_run_resumes_where_it_was_and_its_checkpoint_evaluates(synthetic_kitti, tmp_path):
     options = _cfg_options(synthetic_kitti)
     uninterrupted, interrupted = tmp_path / "uninterrupted", tmp_path / "interrupted"
-    _run(_tool("train.py", str(TINY_CONFIG), "--work-dir", str(uninterrupted), *options))
+    run(tool("train.py", str(TINY_CONFIG), "--work-dir", str(uninterrupted), *options))
 
     _train_until_first_checkpoint_then_kill(interrupted, options)
     assert (interrupted / "last_checkpoint").read_text().strip().endswith(f"iter_{CHECKPOINT_INTERVAL}.pth")
     assert not (interrupted / f"iter_{MAX_ITERS}.pth").exists()  # it was stopped mid-run
-    log = _run(_tool("train.py", str(TINY_CONFIG), "--work-dir", str(interrupted), "--resume", *options))
+    log = run(tool("train.py", str(TINY_CONFIG), "--work-dir", str(interrupted), "--resume", *options))
     assert f"resumed epoch: 0, iter: {CHECKPOINT_INTERVAL}" in log
     resumed_iterations = [int(i) for i in re.findall(rf"Iter\(train\) \[\s*(\d+)/{MAX_ITERS}\]", log)]
     assert resumed_iterations == list(range(CHECKPOINT_INTERVAL + 1, MAX_ITERS + 1))
 
-    reference, resumed = (_checkpoint(run / f"iter_{MAX_ITERS}.pth") for run in (uninterrupted, interrupted))
+    reference, resumed = (_checkpoint(work / f"iter_{MAX_ITERS}.pth") for work in (uninterrupted, interrupted))
     assert resumed["meta"]["iter"] == reference["meta"]["iter"] == MAX_ITERS
     assert reference["state_dict"].keys() == resumed["state_dict"].keys()
     for name, value in reference["state_dict"].items():
@@ -112,7 +102,7 @@ def test_a_killed_run_resumes_where_it_was_and_its_checkpoint_evaluates(syntheti
         assert float(state["step"]) == MAX_ITERS
         torch.testing.assert_close(state["exp_avg"], reference_state["exp_avg"], rtol=1e-5, atol=1e-7)
 
-    output = _run(_tool("test.py", str(TINY_CONFIG), str(interrupted / f"iter_{MAX_ITERS}.pth"),
+    output = run(tool("test.py", str(TINY_CONFIG), str(interrupted / f"iter_{MAX_ITERS}.pth"),
                         "--work-dir", str(tmp_path / "test"), *options))
     metrics = dict(re.findall(r"Kitti metric/(\w+): (\S+)", output))
     expected = {f"{name}_{kind}_AP{points}_{level}" for name in (*CLASSES, "Overall")

@@ -46,6 +46,6 @@ class ColumnDroppingVoxelNet(VoxelNet):
                 count = max(1, round(self.keep_ratio_bev * len(cells)))
                 best = scores[b].flatten()[cells].topk(count).indices
                 kept[b].view(-1)[cells[best]] = True
-        self.last_pruning = [PruningRecord("bev", None, occupied, kept, scores, occupied.flatten(1).sum(1).tolist(),
-                                           kept.flatten(1).sum(1).tolist())]
+        self.last_pruning = [PruningRecord("bev", None, occupied, kept, scores, occupied.flatten(1).sum(1),
+                                           kept.flatten(1).sum(1))]
         return bev * kept.unsqueeze(1)

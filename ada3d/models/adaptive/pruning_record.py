@@ -17,8 +17,8 @@ class PruningRecord:
         occupied: bool ``[B, H, W]``, cells holding at least one active site before dropping.
         kept: bool ``[B, H, W]``, the occupied cells that were kept (a subset of ``occupied``).
         scores: float ``[B, H, W]``, the scores the cells were ranked by.
-        sites_before / sites_after: active sites per sample before / after dropping (voxels for a 3D stage,
-            pixels for ``'bev'``).
+        sites_before / sites_after: int64 ``[B]``, active sites per sample before / after dropping (voxels
+            for a 3D stage, pixels for ``'bev'``); tensors on the model's device, so recording costs no sync.
     """
 
     stage: str
@@ -26,5 +26,5 @@ class PruningRecord:
     occupied: torch.Tensor
     kept: torch.Tensor
     scores: torch.Tensor
-    sites_before: list[int]
-    sites_after: list[int]
+    sites_before: torch.Tensor
+    sites_after: torch.Tensor

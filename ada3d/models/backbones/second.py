@@ -37,15 +37,10 @@ class SECOND(nn.Module):
         norm_cfg: dict | None = None,
     ) -> None:
         super().__init__()
-        if not len(out_channels) == len(layer_nums) == len(layer_strides):
-            raise ValueError(
-                f"out_channels {out_channels}, layer_nums {layer_nums} and layer_strides {layer_strides} "
-                "need one entry per stage"
-            )
         norm_cfg = dict(type="BN", eps=1e-3, momentum=0.01) if norm_cfg is None else norm_cfg
         self.in_channels = in_channels
         self.out_channels = list(out_channels)
-        self.strides = [math.prod(layer_strides[: i + 1]) for i in range(len(layer_strides))]
+        self.strides = stage_strides(out_channels, layer_nums, layer_strides)
         blocks, channels = [], in_channels
         for stage_channels, num_layers, stride in zip(out_channels, layer_nums, layer_strides):
             layers = []
@@ -69,3 +64,13 @@ class SECOND(nn.Module):
             x = block(x)
             outputs.append(x)
         return tuple(outputs)
+
+
+def stage_strides(out_channels: Sequence[int], layer_nums: Sequence[int], layer_strides: Sequence[int]) -> list[int]:
+    """The output stride of each stage (product of the strides so far), after checking one entry per stage."""
+    if not len(out_channels) == len(layer_nums) == len(layer_strides):
+        raise ValueError(
+            f"out_channels {out_channels}, layer_nums {layer_nums} and layer_strides {layer_strides} "
+            "need one entry per stage"
+        )
+    return [math.prod(layer_strides[: i + 1]) for i in range(len(layer_strides))]

@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ada3d.models.adaptive.sp_norm import SparsityPreservingBatchNorm
+from ada3d.models.backbones.second import stage_strides
 from ada3d.models.layers.norm import build_norm_layer
 from ada3d.registry import MODELS
 from sparse_ops import SparseTensor
@@ -58,15 +59,10 @@ class SparseSECOND(nn.Module):
         execution: str = "sparse",
     ) -> None:
         super().__init__()
-        if not len(out_channels) == len(layer_nums) == len(layer_strides):
-            raise ValueError(
-                f"out_channels {out_channels}, layer_nums {layer_nums} and layer_strides {layer_strides} "
-                "need one entry per stage"
-            )
         norm_cfg = dict(type="SPBN", eps=1e-3, momentum=0.01) if norm_cfg is None else norm_cfg
         self.in_channels = in_channels
         self.out_channels = list(out_channels)
-        self.strides = [math.prod(layer_strides[: i + 1]) for i in range(len(layer_strides))]
+        self.strides = stage_strides(out_channels, layer_nums, layer_strides)
         self.execution = execution
         blocks, channels = [], in_channels
         for i, (stage_channels, num_layers, stride) in enumerate(zip(out_channels, layer_nums, layer_strides)):
@@ -83,13 +79,14 @@ class SparseSECOND(nn.Module):
     def _accept_dense_conv_weights(self, state_dict: dict, prefix: str, *args) -> None:
         """Let ``load_state_dict`` (and mmengine's ``load_from``) take a dense SECOND's checkpoint: conv
         weights in ``[C_out, C_in, kh, kw]`` layout are permuted to ``[C_out, kh, kw, C_in]``."""
-        for name, module in self.named_modules():
+        for name, conv in self._convs():
             key = f"{prefix}{name}.weight"
             weight = state_dict.get(key)
-            if isinstance(module, SparseConvolution) and weight is not None and weight.dim() == 4:
-                dense_shape = (module.out_channels, module.in_channels, *module.kernel_size)
-                if tuple(weight.shape) == dense_shape and dense_shape != tuple(module.weight.shape):
-                    state_dict[key] = weight.permute(0, 2, 3, 1)
+            if weight is not None and tuple(weight.shape) == _dense_shape(conv) != tuple(conv.weight.shape):
+                state_dict[key] = weight.permute(0, 2, 3, 1)
+
+    def _convs(self) -> list[tuple[str, SparseConvolution]]:
+        return [(name, m) for name, m in self.named_modules() if isinstance(m, SparseConvolution)]
 
     @staticmethod
     def _conv_block(conv: SparseConvolution, norm_cfg: dict) -> tuple[nn.Module, nn.Module, nn.Module]:
@@ -174,24 +171,24 @@ class SparseSECOND(nn.Module):
         Raises:
             ValueError: naming the keys that are missing or whose shapes do not fit.
         """
-        problems, converted = [], {}
-        for name, module in self.named_modules():
-            if not isinstance(module, SparseConvolution):
-                continue
+        problems, weights = [], {}
+        for name, conv in self._convs():
             key = f"{prefix}{name}.weight"
             dense = state_dict.get(key)
-            expected = (module.out_channels, module.in_channels, *module.kernel_size)
             if dense is None:
                 problems.append(f"{key} missing")
-            elif tuple(dense.shape) != expected:
-                problems.append(f"{key} has shape {tuple(dense.shape)}, expected {expected}")
+            elif tuple(dense.shape) != _dense_shape(conv):
+                problems.append(f"{key} has shape {tuple(dense.shape)}, expected {_dense_shape(conv)}")
             else:
-                converted[module] = dense.permute(0, 2, 3, 1)
+                weights[f"{name}.weight"] = dense
         if problems:
             raise ValueError("cannot load dense SECOND conv weights into SparseSECOND: " + "; ".join(problems))
-        with torch.no_grad():
-            for module, weight in converted.items():
-                module.weight.copy_(weight)
+        self.load_state_dict(weights, strict=False)  # the load hook permutes them to sparse_ops' layout
 
     def extra_repr(self) -> str:
         return f"execution={self._execution!r}"
+
+
+def _dense_shape(conv: SparseConvolution) -> tuple[int, ...]:
+    """The ``nn.Conv2d`` weight shape ``(C_out, C_in, kh, kw)`` of ``conv``."""
+    return (conv.out_channels, conv.in_channels, *conv.kernel_size)

@@ -160,26 +160,18 @@ class Ada3DVoxelNet(VoxelNet):
             kept = self.spatial_filter.select(scores, occupied, keep_ratio)
             x = drop(x, kept)
             after = sites_per_sample(x)
-        self.last_pruning.append(PruningRecord(stage, self.grid, occupied, kept, scores, before.tolist(),
-                                               after.tolist()))  # fmt: skip
+        self.last_pruning.append(PruningRecord(stage, self.grid, occupied, kept, scores, before, after))
         return x
 
     def loss(self, inputs: dict, data_samples: Sequence[Det3DDataSample]) -> dict:
         """The detector's losses, or in the ``'predictor'`` stage the predictor's MSE to the centre heatmap."""
         if self.train_stage != "predictor":
-            return self.bbox_head.loss(self.extract_feat(inputs), data_samples)
+            return super().loss(inputs, data_samples)
         self.encode_3d(inputs["voxels"])
         boxes = [sample.gt_instances_3d.bboxes_3d for sample in data_samples]
         target = centre_heatmap(boxes, self.grid).to(self._importance[0].device)
         loss = sum(importance_loss(importance, target) for importance in self._importance)
         return {"loss_importance": self.loss_weight * loss / len(self._importance)}
-
-    def forward(self, inputs: dict, data_samples: Sequence[Det3DDataSample] | None = None, mode: str = "tensor"):
-        if mode == "loss":
-            if data_samples is None:
-                raise ValueError("mode='loss' needs data_samples")
-            return self.loss(inputs, data_samples)
-        return super().forward(inputs, data_samples, mode)
 
 
 def _stage_channels(middle_encoder: nn.Module) -> dict[str, int]:

@@ -100,18 +100,22 @@ class VoxelNet(BaseModel):
                              "read from coors when trailing samples have no voxels)")
         return self.encode_2d(self.encode_3d(voxels))
 
+    def loss(self, inputs: dict, data_samples: Sequence[Det3DDataSample]) -> dict:
+        """The head's losses against ``data_samples[i].gt_instances_3d``."""
+        return self.bbox_head.loss(self.extract_feat(inputs), data_samples)
+
     def forward(
         self, inputs: dict, data_samples: Sequence[Det3DDataSample] | None = None, mode: str = "tensor"
     ) -> dict | list[Det3DDataSample] | AnchorHeadOutputs:
+        if mode not in ("loss", "predict", "tensor"):
+            raise ValueError(f"mode must be 'loss', 'predict' or 'tensor', got {mode!r}")
+        if mode != "tensor" and data_samples is None:
+            raise ValueError(f"mode={mode!r} needs data_samples")
+        if mode == "loss":
+            return self.loss(inputs, data_samples)
         features = self.extract_feat(inputs)
         if mode == "tensor":
             return self.bbox_head(features)
-        if data_samples is None:
-            raise ValueError(f"mode={mode!r} needs data_samples")
-        if mode == "loss":
-            return self.bbox_head.loss(features, data_samples)
-        if mode == "predict":
-            for sample, result in zip(data_samples, self.bbox_head.predict(features)):
-                sample.pred_instances_3d = result
-            return list(data_samples)
-        raise ValueError(f"mode must be 'loss', 'predict' or 'tensor', got {mode!r}")
+        for sample, result in zip(data_samples, self.bbox_head.predict(features)):
+            sample.pred_instances_3d = result
+        return list(data_samples)

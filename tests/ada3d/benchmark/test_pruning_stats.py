@@ -67,7 +67,8 @@ def test_records_and_dense_maps_count_alike():
     bev = torch.zeros(1, 2, 3, 3)
     bev[0, 1, 0, 0] = bev[0, 0, 2, 1] = 1.0
     occupied = (bev != 0).any(dim=1)
-    record = PruningRecord("bev", None, occupied, occupied.clone(), torch.zeros(1, 3, 3), [2], [2])
+    sites = torch.tensor([2])
+    record = PruningRecord("bev", None, occupied, occupied.clone(), torch.zeros(1, 3, 3), sites, sites)
     gt = torch.ones_like(occupied)
     assert record_counts(record, gt) == dense_bev_counts(bev, gt)
     assert dense_bev_counts(bev, gt).gt_dropped == 0 and dense_bev_counts(bev, gt).sites_after == 2

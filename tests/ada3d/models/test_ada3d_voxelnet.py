@@ -64,7 +64,7 @@ def test_stage1_trains_the_detector_keeps_everything_and_freezes_the_predictor(b
     records = model.last_pruning
     assert [r.stage for r in records] == ["encoder_layer1", "encoder_layer2", "bev"]
     for record in records:
-        assert torch.equal(record.kept, record.occupied) and record.sites_before == record.sites_after
+        assert torch.equal(record.kept, record.occupied) and torch.equal(record.sites_before, record.sites_after)
 
 
 def test_stage2_trains_only_the_predictor_towards_the_centre_heatmap(batch):

@@ -1,0 +1,15 @@
+# The keys that turn a SECOND config into Ada3D (Zhao et al., ICCV 2023): the detector type, the BEV backbone on
+# sparse_ops (SparseSECOND, Sparsity-Preserving BatchNorm) and the adaptive settings, here stage 1's (nothing
+# dropped). A config lists this file after its SECOND config in `_base_` and sets `model = {{_base_.ada3d}}`.
+ada3d = dict(
+    type="Ada3DVoxelNet",
+    backbone=dict(type="SparseSECOND"),
+    adaptive=dict(
+        predictor=dict(type="ImportancePredictor", hidden_channels=64, groups=4),
+        filter=dict(type="SpatialFilter", density_prior=dict(kernel=16, alpha=0.2, eps=1e-4)),
+        drop_3d_stages=("encoder_layer1", "encoder_layer2"),
+        keep_ratios_3d=(1.0, 1.0),
+        keep_ratio_bev=1.0,
+        train_stage="detector",
+    ),
+)
