@@ -33,3 +33,28 @@ def test_points_in_boxes_of_shrunken_corners_and_far_points(as_torch):
     eye = np.eye(5, dtype=bool)
     expected = np.concatenate([np.repeat(eye, 8, 0), eye, np.zeros((40, 5), bool)], 0)
     np.testing.assert_array_equal(inside, expected)
+
+
+def _random_scene(seed, num_points=20000, num_boxes=40):
+    rng = np.random.default_rng(seed)
+    points = rng.uniform(-20, 20, (num_points, 4)).astype(np.float32)
+    points[:, 2] = rng.uniform(-2, 2, num_points)
+    boxes = np.concatenate(
+        [rng.uniform(-15, 15, (num_boxes, 2)), rng.uniform(-1.5, 0, (num_boxes, 1)),
+         rng.uniform(0.5, 5, (num_boxes, 3)), rng.uniform(-4, 4, (num_boxes, 1))], axis=1
+    )
+    return points, boxes
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_compiled_points_in_boxes_equals_the_vectorised_test(seed):
+    # numpy inputs run a compiled loop with an early bounding-circle rejection; it must accept exactly the
+    # points the vectorised float64 test (the torch path) accepts, including points on the faces
+    points, boxes = _random_scene(seed)
+    corners = box_corners(boxes)
+    points = np.concatenate([points, np.pad(corners.reshape(-1, 3), ((0, 0), (0, 1))).astype(np.float32)])
+    expected = points_in_boxes(torch.from_numpy(points.astype(np.float64)), torch.from_numpy(boxes)).numpy()
+    got = points_in_boxes(points, boxes)
+    assert got.dtype == bool and got.shape == (len(points), len(boxes))
+    assert expected.sum() > 1000
+    np.testing.assert_array_equal(got, expected)

@@ -89,3 +89,32 @@ def test_sampler_configuration_errors(prepared_kitti, tmp_path):
         DataBaseSampler(**_sampler_config(prepared_kitti, classes=("Van",), sample_groups=dict(Van=3)))
     with pytest.raises(FileNotFoundError, match=r"nothing\.pkl not found"):
         DataBaseSampler(**_sampler_config(prepared_kitti, info_path=str(tmp_path / "nothing.pkl")))
+
+
+def test_bev_overlaps_equals_a_corner_and_edge_crossing_test():
+    # the compiled separating-axis test against an independent one: two rectangles overlap iff a corner of one
+    # lies inside the other or two of their edges cross
+    rng = np.random.default_rng(3)
+    boxes = np.concatenate(
+        [rng.uniform(-6, 6, (60, 2)), np.zeros((60, 1)), rng.uniform(0.5, 4, (60, 3)), rng.uniform(-4, 4, (60, 1))],
+        axis=1,
+    )
+    a, b = bev_corners(boxes[:30]), bev_corners(boxes[30:])
+    got = bev_overlaps(a, b)
+
+    def inside(point, quad):
+        edges = np.roll(quad, -1, axis=0) - quad
+        cross = edges[:, 0] * (point[1] - quad[:, 1]) - edges[:, 1] * (point[0] - quad[:, 0])
+        return (cross >= 0).all() or (cross <= 0).all()
+
+    def crosses(p, q, r, s):
+        def side(u, v, w):
+            return np.sign((v[0] - u[0]) * (w[1] - u[1]) - (v[1] - u[1]) * (w[0] - u[0]))
+        return side(p, q, r) != side(p, q, s) and side(r, s, p) != side(r, s, q)
+
+    expected = np.array([[
+        any(inside(c, qb) for c in qa) or any(inside(c, qa) for c in qb)
+        or any(crosses(qa[i], qa[(i + 1) % 4], qb[j], qb[(j + 1) % 4]) for i in range(4) for j in range(4))
+        for qb in b] for qa in a])
+    assert 20 < expected.sum() < expected.size - 20
+    np.testing.assert_array_equal(got, expected)
