@@ -153,7 +153,15 @@ class _ScatterToGrid(torch.autograd.Function):
         return grad[ctx.sites], None, None, None, None
 
 
-def _validate(features: torch.Tensor, indices: torch.Tensor, spatial_shape: tuple[int, ...], batch_size: int) -> None:
+def _validate(
+    features: torch.Tensor,
+    indices: torch.Tensor,
+    spatial_shape: tuple[int, ...],
+    batch_size: int,
+    padding_rows: bool = False,
+) -> None:
+    """Raise for bad features / indices; rows of batch -1 pass as padding rows with ``padding_rows`` or in padded
+    execution (see kmap/capacity.py)."""
     if not isinstance(features, torch.Tensor) or not features.is_floating_point():
         raise TypeError(f"features must be a floating-point tensor, got {getattr(features, 'dtype', type(features))}")
     if (
@@ -182,7 +190,7 @@ def _validate(features: torch.Tensor, indices: torch.Tensor, spatial_shape: tupl
         return  # a CUDA graph cannot sync: the graph runner checks its inputs before capturing
     upper = torch.tensor([batch_size, *spatial_shape], device=indices.device)
     outside = ((indices < 0) | (indices >= upper)).any(dim=1)
-    if active_plan() is not None:  # padded execution: padding rows (batch -1, see kmap/capacity.py) are fine
+    if padding_rows or active_plan() is not None:
         outside &= indices[:, 0] != -1
     if bool(outside.any()):
         row = int(outside.nonzero()[0, 0])

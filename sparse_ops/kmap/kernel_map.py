@@ -19,7 +19,7 @@ from sparse_ops.utils import decode_coords, device_constant, encode_coords, line
 # Upper bound on (kernel offsets x sites) handled at once, to bound temporary memory.
 _CANDIDATES_PER_CHUNK = 1 << 22
 # Key of padding rows (batch index -1, see kmap/capacity.py) and of invalid candidates: sorts last.
-_SENTINEL = torch.iinfo(torch.int64).max
+PADDING_KEY = torch.iinfo(torch.int64).max
 
 
 @dataclass(frozen=True, eq=False)
@@ -287,7 +287,7 @@ def _sorted_site_keys(
     radius = [k // 2 * d for k, d in zip(geometry.kernel_size, geometry.dilation)]
     padded_shape = [s + 2 * r for s, r in zip(spatial_shape, radius)]
     keys = encode_coords(indices, padded_shape, offset=radius)
-    sorted_keys, order = torch.sort(torch.where(indices[:, 0] >= 0, keys, _SENTINEL))  # padding rows sort last
+    sorted_keys, order = torch.sort(torch.where(indices[:, 0] >= 0, keys, PADDING_KEY))  # padding rows sort last
     return sorted_keys, order, _key_deltas(geometry, tuple(padded_shape), device)
 
 
@@ -320,7 +320,7 @@ def _build_submanifold_tables(
     if num_sites:
         queries = sorted_keys.unsqueeze(0) + key_deltas.unsqueeze(1)  # [K, N] in sorted-site order
         position = torch.searchsorted(sorted_keys, queries).clamp_(max=num_sites - 1)
-        found = (sorted_keys[position] == queries) & (sorted_keys != _SENTINEL)  # padding rows have no neighbours
+        found = (sorted_keys[position] == queries) & (sorted_keys != PADDING_KEY)  # padding rows have no neighbours
         source = torch.where(found, order[position], source)
     forward = torch.empty((num_sites, num_offsets), dtype=torch.int32, device=indices.device)
     forward[order] = source.t().int()
@@ -423,31 +423,34 @@ def _build_strided_map(indices: torch.Tensor, spatial_shape: tuple[int, ...], ge
     )
 
 
-def _number_outputs(candidates: torch.Tensor, capacity: int | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Number the distinct valid keys of ``candidates`` in sorted order (a sort-based ``unique``).
+def number_distinct(
+    keys: torch.Tensor, valid: torch.Tensor, capacity: int | None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Number the distinct valid ``keys`` in sorted order (a sort-based, sync-free ``unique``).
 
     Args:
-        candidates: ``[M]`` int64 keys, ``_SENTINEL`` where invalid.
+        keys: ``[M]`` int64 non-negative keys (e.g. :func:`~sparse_ops.utils.encode_coords`).
+        valid: ``[M]`` bool, the keys that count (padding rows, candidates outside the grid do not).
         capacity: number of output rows to allocate; None: exactly the distinct count (one device sync).
 
     Returns:
-        ``keys [capacity]`` (the sorted distinct keys, ``_SENTINEL`` past the count), ``ids [M]`` (each
-        candidate's output row; ``capacity`` where invalid or past the capacity) and the exact count as a
-        0-d device tensor.
+        ``distinct [capacity]`` (the sorted distinct keys, :data:`PADDING_KEY` past the count), ``ids [M]`` (each
+        key's output row; ``capacity`` where invalid or past the capacity) and the exact count as a 0-d device
+        tensor.
     """
-    sorted_keys, order = torch.sort(candidates)
-    present = sorted_keys != _SENTINEL
+    sorted_keys, order = torch.sort(torch.where(valid, keys, PADDING_KEY))  # invalid keys sort last
+    present = sorted_keys != PADDING_KEY
     first = torch.ones_like(present)
     first[1:] = sorted_keys[1:] != sorted_keys[:-1]
     first &= present
     count = first.sum()
     capacity = int(count) if capacity is None else capacity
     rank = (torch.cumsum(first, 0) - 1).where(present, capacity).clamp_(max=capacity)
-    keys = torch.full((capacity + 1,), _SENTINEL, dtype=torch.int64, device=candidates.device)
-    keys[rank.where(first, capacity)] = sorted_keys
+    distinct = torch.full((capacity + 1,), PADDING_KEY, dtype=torch.int64, device=keys.device)
+    distinct[rank.where(first, capacity)] = sorted_keys
     ids = torch.empty_like(rank)
     ids[order] = rank
-    return keys[:capacity], ids, count
+    return distinct[:capacity], ids, count
 
 
 def _build_strided_tables(indices: torch.Tensor, spatial_shape: tuple[int, ...], geometry: ConvGeometry) -> KernelMap:
@@ -460,8 +463,8 @@ def _build_strided_tables(indices: torch.Tensor, spatial_shape: tuple[int, ...],
     out_shape = geometry.output_shape(spatial_shape)
     valid, key = _strided_candidates(indices, out_shape, geometry)
     plan = active_plan()
-    unique_keys, ids, count = _number_outputs(
-        torch.where(valid, key, _SENTINEL).flatten(), None if plan is None else plan.next_capacity()
+    unique_keys, ids, count = number_distinct(
+        key.flatten(), valid.flatten(), None if plan is None else plan.next_capacity()
     )
     if plan is not None:
         plan.record(count)
@@ -471,7 +474,7 @@ def _build_strided_tables(indices: torch.Tensor, spatial_shape: tuple[int, ...],
     offsets = torch.arange(num_offsets, device=device).unsqueeze(1)
     forward = torch.full(((num_out + 1) * num_offsets,), -1, dtype=torch.int32, device=device)
     forward[out_row * num_offsets + offsets] = torch.arange(num_sites, dtype=torch.int32, device=device).expand_as(key)
-    out_indices = decode_coords(unique_keys, out_shape).where((unique_keys != _SENTINEL).unsqueeze(1), -1)
+    out_indices = decode_coords(unique_keys, out_shape).where((unique_keys != PADDING_KEY).unsqueeze(1), -1)
     return KernelMap(
         geometry=geometry,
         in_indices=indices,

@@ -5,6 +5,10 @@ the integer factors ``(r_y, r_x)`` of :func:`~ada3d.models.adaptive.bev_grid.dow
 SECOND stage at stride ``s``) lies in the importance cell ``(y // r_y, x // r_x)``. The factors come from the two
 grids' shapes; on grids too small to tell (see ``downsample_factors``), pass ``factors=(r_y, r_x)``. All operations
 are torch ops over all sites at once (no Python loop over sites or samples) and run on CPU and CUDA.
+
+In padded execution (:mod:`sparse_ops.kmap.capacity`, as ``sparse_ops.graphs.CudaGraphRunner`` runs a network) they
+ignore padding rows (batch index -1) and never sync with the host: a drop packs the kept sites, in order, into the
+plan's next capacity (padding rows after them) and records the exact kept count in the plan.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import torch
 
 from ada3d.models.adaptive.bev_grid import downsample_factors
 from sparse_ops import SparseTensor
+from sparse_ops.kmap.capacity import active_plan, compact_rows, scatter_rows
 
 Factors = tuple[int, int] | None
 
@@ -24,7 +29,8 @@ def site_cells(x: SparseTensor, grid_shape: Sequence[int], *, factors: Factors =
 
     ``factors``: ``(r_y, r_x)`` from the sites' ``(y, x)`` grid to the importance grid, default derived from the
     shapes (:func:`~ada3d.models.adaptive.bev_grid.downsample_factors`). Rows and columns beyond the grid (only
-    possible with explicit factors) are clipped to ``H - 1`` / ``W - 1``.
+    possible with explicit factors) are clipped to ``H - 1`` / ``W - 1``. Padding rows (batch -1, padded execution)
+    get the spare index ``B * H * W``, one past the last cell.
     """
     height, width = (int(s) for s in grid_shape)
     if factors is None:
@@ -33,7 +39,9 @@ def site_cells(x: SparseTensor, grid_shape: Sequence[int], *, factors: Factors =
     indices = x.indices.long()
     rows = torch.div(indices[:, -2], factor_y, rounding_mode="floor").clamp_(max=height - 1)
     cols = torch.div(indices[:, -1], factor_x, rounding_mode="floor").clamp_(max=width - 1)
-    return (indices[:, 0] * height + rows) * width + cols
+    batch = indices[:, 0]
+    cells = (batch * height + rows) * width + cols
+    return cells.where(batch >= 0, x.batch_size * height * width)
 
 
 def pool_to_grid(x: SparseTensor, grid_shape: Sequence[int], *, factors: Factors = None) -> torch.Tensor:
@@ -52,8 +60,8 @@ def pool_to_grid(x: SparseTensor, grid_shape: Sequence[int], *, factors: Factors
     num_cells = x.batch_size * height * width
     cells = site_cells(x, (height, width), factors=factors)
     features = x.features
-    sums = features.new_zeros(num_cells, features.shape[1]).index_add(0, cells, features)
-    counts = torch.bincount(cells, minlength=num_cells).clamp_(min=1).to(features.dtype)
+    sums = features.new_zeros(num_cells + 1, features.shape[1]).index_add(0, cells, features)[:num_cells]
+    counts = _count(cells, num_cells).clamp_(min=1).to(features.dtype)
     means = sums / counts[:, None]
     return means.view(x.batch_size, height, width, -1).permute(0, 3, 1, 2)
 
@@ -62,37 +70,55 @@ def occupancy(x: SparseTensor, grid_shape: Sequence[int], *, factors: Factors = 
     """``[B, H, W]`` bool: importance cells that hold at least one site of ``x`` (2D or 3D); ``factors``: see
     :func:`site_cells`."""
     height, width = (int(s) for s in grid_shape)
-    occupied = torch.zeros(x.batch_size * height * width, dtype=torch.bool, device=x.features.device)
+    num_cells = x.batch_size * height * width
+    occupied = torch.zeros(num_cells + 1, dtype=torch.bool, device=x.features.device)
     occupied[site_cells(x, (height, width), factors=factors)] = True
-    return occupied.view(x.batch_size, height, width)
+    return occupied[:num_cells].view(x.batch_size, height, width)
 
 
 def sites_per_sample(x: SparseTensor) -> torch.Tensor:
-    """``[B]`` int64 number of active sites of each sample."""
-    return torch.bincount(x.indices[:, 0].long(), minlength=x.batch_size)
+    """``[B]`` int64 number of active sites of each sample (padding rows, batch -1, not counted)."""
+    batch = x.indices[:, 0].long()
+    return _count(batch.where(batch >= 0, x.batch_size), x.batch_size)
 
 
-def drop_columns(x: SparseTensor, keep: torch.Tensor, *, factors: Factors = None) -> SparseTensor:
+def _count(bins: torch.Tensor, num_bins: int) -> torch.Tensor:
+    """``[num_bins]`` int64 occurrences of ``0 .. num_bins - 1`` in ``bins`` (values ``num_bins`` are ignored).
+
+    ``torch.bincount`` sizes its output by the largest value, a host sync on CUDA; this has a fixed size.
+    """
+    counts = torch.zeros(num_bins + 1, dtype=torch.int64, device=bins.device)
+    return counts.index_add_(0, bins, torch.ones_like(bins))[:num_bins]
+
+
+def drop_columns(
+    x: SparseTensor, keep: torch.Tensor, *, factors: Factors = None, max_kept: int | None = None
+) -> SparseTensor:
     """The 3D tensor with only the voxel columns whose importance cell is kept.
 
     Args:
         x: a 3D sparse tensor, indices ``(b, z, y, x)``.
         keep: ``[B, H, W]`` bool on the importance grid.
         factors: see :func:`site_cells`.
+        max_kept: padded execution only: a static upper bound on the kept sites (the input's row count is always
+            one), which caps the output's capacity.
 
     Returns:
         A tensor on the surviving sites, features unchanged (rows in their original order, gradients flow to
-        them). Its sites are new, so it starts a fresh kernel-map cache.
+        them). Its sites are new, so it starts a fresh kernel-map cache. In padded execution it has the plan's
+        next capacity of rows: the kept sites first, then padding rows (features 0, indices -1).
     """
-    return _keep_sites(x, keep, 3, factors)
+    return _keep_sites(x, keep, 3, factors, max_kept)
 
 
-def drop_pixels(x: SparseTensor, keep: torch.Tensor, *, factors: Factors = None) -> SparseTensor:
+def drop_pixels(
+    x: SparseTensor, keep: torch.Tensor, *, factors: Factors = None, max_kept: int | None = None
+) -> SparseTensor:
     """:func:`drop_columns` for a 2D (BEV) sparse tensor, indices ``(b, y, x)``."""
-    return _keep_sites(x, keep, 2, factors)
+    return _keep_sites(x, keep, 2, factors, max_kept)
 
 
-def _keep_sites(x: SparseTensor, keep: torch.Tensor, ndim: int, factors: Factors) -> SparseTensor:
+def _keep_sites(x: SparseTensor, keep: torch.Tensor, ndim: int, factors: Factors, max_kept: int | None) -> SparseTensor:
     if x.ndim != ndim:
         raise ValueError(f"expected a {ndim}D sparse tensor, got spatial_shape {x.spatial_shape}")
     if keep.dtype != torch.bool or keep.dim() != 3 or keep.shape[0] != x.batch_size:
@@ -101,5 +127,16 @@ def _keep_sites(x: SparseTensor, keep: torch.Tensor, ndim: int, factors: Factors
         )
     if keep.device != x.features.device:
         raise ValueError(f"keep is on {keep.device} but the sparse tensor on {x.features.device}")
-    rows = keep.reshape(-1)[site_cells(x, keep.shape[1:], factors=factors)]
-    return SparseTensor(x.features[rows], x.indices[rows], x.spatial_shape, x.batch_size, validate=False)
+    spare = keep.new_zeros(1)  # the cell of padding rows (see site_cells) is never kept
+    rows = torch.cat([keep.reshape(-1), spare])[site_cells(x, keep.shape[1:], factors=factors)]
+    plan = active_plan()
+    if plan is None:
+        return SparseTensor(x.features[rows], x.indices[rows], x.spatial_shape, x.batch_size, validate=False)
+    bound = x.indices.shape[0] if max_kept is None else min(x.indices.shape[0], max_kept)
+    capacity = plan.next_capacity(bound)
+    count = rows.sum()
+    plan.record(count)
+    capacity = int(count) if capacity is None else capacity  # None: learning the capacities (one sync)
+    target = compact_rows(rows, capacity)
+    features, indices = scatter_rows(x.features, target, capacity, 0), scatter_rows(x.indices, target, capacity, -1)
+    return SparseTensor(features, indices, x.spatial_shape, x.batch_size, validate=False)

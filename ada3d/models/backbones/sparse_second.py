@@ -130,8 +130,10 @@ class SparseSECOND(nn.Module):
 
     def _forward_dense(self, x: SparseTensor) -> tuple[torch.Tensor, ...]:
         features = x.dense()
-        mask = torch.zeros((x.batch_size, *x.spatial_shape), dtype=torch.bool, device=features.device)
+        # one spare sample, where padding rows (batch -1, padded execution) land, cut off again
+        mask = torch.zeros((x.batch_size + 1, *x.spatial_shape), dtype=torch.bool, device=features.device)
         mask[tuple(x.indices.long().unbind(dim=1))] = True
+        mask = mask[: x.batch_size]
         outputs = []
         for block in self.blocks:
             for conv, norm, activation in zip(block[0::3], block[1::3], block[2::3]):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
@@ -47,6 +48,9 @@ class Ada3DVoxelNet(VoxelNet):
 
     After every forward, ``last_pruning`` holds one :class:`PruningRecord` per drop stage (3D stages in order,
     then ``'bev'``). A keep ratio of 1 keeps every occupied cell and skips the predictor at inference.
+
+    ``encode_3d`` and ``encode_2d`` also run in padded execution (:mod:`sparse_ops.kmap.capacity`), without a host
+    sync, so :class:`~ada3d.models.detectors.graphed.GraphedDetector` can capture them in CUDA graphs.
     """
 
     def __init__(self, *, adaptive: dict, **kwargs) -> None:
@@ -158,10 +162,18 @@ class Ada3DVoxelNet(VoxelNet):
         else:
             scores = self.spatial_filter.scores(importance, occupied, self.strategy, self.grid)
             kept = self.spatial_filter.select(scores, occupied, keep_ratio)
-            x = drop(x, kept)
+            x = drop(x, kept, max_kept=self._max_kept(x, keep_ratio))
             after = sites_per_sample(x)
         self.last_pruning.append(PruningRecord(stage, self.grid, occupied, kept, scores, before, after))
         return x
+
+    def _max_kept(self, x: SparseTensor, keep_ratio: float) -> int | None:
+        """A static bound on the sites a drop keeps, which caps its capacity in padded execution: on the importance
+        grid itself (the BEV pixels) one site is one cell, and ``keep_counts`` keeps at most ``ratio * n + 1`` of a
+        sample's ``n`` occupied cells, so at most ``ceil(ratio * rows) + B`` sites; None for voxel columns."""
+        if x.ndim == 2 and tuple(x.spatial_shape) == tuple(self.grid.shape):
+            return math.ceil(keep_ratio * x.indices.shape[0]) + x.batch_size
+        return None
 
     def loss(self, inputs: dict, data_samples: Sequence[Det3DDataSample]) -> dict:
         """The detector's losses, or in the ``'predictor'`` stage the predictor's MSE to the centre heatmap."""

@@ -1,0 +1,128 @@
+"""A voxel detector's 3D and 2D parts replayed as CUDA graphs (inference), dense SECOND and Ada3D alike.
+
+Eager inference of these detectors is host-bound on a fast GPU: hundreds of kernel launches with Python between
+them, and for Ada3D one host sync per drop. :class:`GraphedDetector` runs each part through
+:class:`sparse_ops.graphs.CudaGraphRunner`: the part runs in padded execution (padding rows of batch -1, every
+data-dependent row count - strided kernel maps, Ada3D's column and pixel drops, the BEV columns - sized by a
+learned capacity), captured once per input size bucket and replayed; an overflowing capacity is recaptured and
+the frame rerun, so outputs are always exactly the eager ones.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ada3d.models.adaptive.pruning_record import PruningRecord
+from ada3d.models.detectors.ada3d_voxelnet import Ada3DVoxelNet
+from ada3d.models.detectors.voxelnet import VoxelNet
+from sparse_ops import SparseTensor
+from sparse_ops.graphs import CudaGraphRunner
+
+HARD_VOXEL_KEYS = ("voxels", "num_points", "coors", "batch_size")
+
+
+class GraphedDetector:
+    """``encode_3d`` / ``encode_2d`` / ``extract_feat`` of a :class:`VoxelNet` or :class:`Ada3DVoxelNet` through
+    CUDA graphs.
+
+    Parts:
+
+    * 3D: hard voxels ``dict(voxels [V, P, C], num_points [V], coors [V, 4], batch_size)`` -> VFE, sparse encoder
+      and, for Ada3D, the importance predictor and the drops -> the dense BEV map ``[B, C, H, W]`` (VoxelNet) or
+      the kept BEV pixels (Ada3D: a 2D :class:`SparseTensor` without padding rows; ``model.last_pruning`` is set
+      as after an eager ``encode_3d``).
+    * 2D: BEV -> backbone (SECOND on the dense map, SparseSECOND on the kept pixels) and neck -> the head's maps.
+
+    Args:
+        model: the detector, in eval mode (padded execution is inference only). Its weights are read in place, so
+            loading new weights into it needs no recapture; Ada3D's keep ratios and strategy are baked into a
+            graph, so each setting gets its own runner. Other structural changes (e.g. ``SparseSECOND.execution``)
+            need a new GraphedDetector.
+        capture: False runs the same padded execution eagerly (any device; see :class:`CudaGraphRunner`).
+        margin, bucket_bits, max_graphs: :class:`CudaGraphRunner`'s, for every part.
+    """
+
+    def __init__(
+        self,
+        model: VoxelNet,
+        capture: bool = True,
+        margin: float = 1.3,
+        bucket_bits: int = 3,
+        max_graphs: int = 8,
+    ) -> None:
+        if not isinstance(model, VoxelNet):
+            raise TypeError(f"GraphedDetector runs a VoxelNet or Ada3DVoxelNet, got {type(model).__name__}")
+        if model.training:
+            raise ValueError("GraphedDetector is for inference: put the model in eval mode first (model.eval())")
+        self.model = model
+        self.adaptive = isinstance(model, Ada3DVoxelNet)
+        self._runner_args = dict(margin=margin, bucket_bits=bucket_bits, max_graphs=max_graphs, capture=capture)
+        self._runners_3d: dict[tuple, CudaGraphRunner] = {}  # by Ada3D setting (one for VoxelNet)
+        if self.adaptive:
+            self.runner_2d = CudaGraphRunner(self._sparse_2d, model.grid.shape, **self._runner_args)
+        else:
+            self.runner_2d = CudaGraphRunner(model.encode_2d, **self._runner_args)
+
+    @property
+    def capture(self) -> bool:
+        return self._runner_args["capture"]
+
+    def runner_3d(self) -> CudaGraphRunner:
+        """The runner of the 3D part for the model's current setting (Ada3D: keep ratios and strategy)."""
+        setting = ()
+        if self.adaptive:
+            model = self.model
+            if self.capture and model.strategy == "random":
+                raise ValueError(
+                    "strategy 'random' draws from the spatial filter's own generator, which a CUDA graph would "
+                    "replay unchanged; use capture=False or the 'predictor' / 'distance' strategies"
+                )
+            setting = (model.keep_ratios_3d, model.keep_ratio_bev, model.strategy)
+        if setting not in self._runners_3d:
+            self._runners_3d[setting] = CudaGraphRunner(
+                self._encode_3d_rows, self.model.middle_encoder.sparse_shape, **self._runner_args
+            )
+        return self._runners_3d[setting]
+
+    def encode_3d(self, voxels: dict) -> torch.Tensor | SparseTensor:
+        """``model.encode_3d(voxels)`` through a graph (see the class docstring)."""
+        missing = [key for key in HARD_VOXEL_KEYS if key not in voxels]
+        if missing:
+            raise ValueError(f"GraphedDetector needs hard voxels {HARD_VOXEL_KEYS}; missing {missing}")
+        batch_size = int(voxels["batch_size"])
+        output = self.runner_3d()(voxels["voxels"], voxels["coors"], batch_size, voxels["num_points"])
+        if not self.adaptive:
+            return output
+        features, indices, records = output
+        stages = (*self.model.drop_3d_stages, "bev")
+        self.model.last_pruning = [PruningRecord(stage, self.model.grid, *tensors)
+                                   for stage, tensors in zip(stages, records)]  # fmt: skip
+        valid = indices[:, 0] >= 0  # the kept pixels come first, padding rows after them
+        return SparseTensor(features[valid], indices[valid], self.model.grid.shape, batch_size, validate=False)
+
+    def encode_2d(self, bev: torch.Tensor | SparseTensor) -> list[torch.Tensor]:
+        """``model.encode_2d(bev)`` through a graph."""
+        if self.adaptive:
+            if not isinstance(bev, SparseTensor):
+                raise TypeError(f"Ada3D's 2D part takes the kept BEV pixels as a SparseTensor, got {type(bev)}")
+            return self.runner_2d(bev.features, bev.indices, bev.batch_size)
+        return self.runner_2d(bev)
+
+    def extract_feat(self, inputs: dict) -> list[torch.Tensor]:
+        """The head's feature maps of ``inputs['voxels']``: both parts, through graphs."""
+        return self.encode_2d(self.encode_3d(inputs["voxels"]))
+
+    def _encode_3d_rows(
+        self, voxels: torch.Tensor, coors: torch.Tensor, batch_size: int, num_points: torch.Tensor
+    ) -> torch.Tensor | tuple:
+        """The 3D part on (padded) rows: the dense BEV map, or for Ada3D the kept pixels' features and indices and
+        each drop stage's record tensors (occupied, kept, scores, sites before, sites after)."""
+        output = self.model.encode_3d(dict(voxels=voxels, num_points=num_points, coors=coors, batch_size=batch_size))
+        if not self.adaptive:
+            return output
+        records = tuple((r.occupied, r.kept, r.scores, r.sites_before, r.sites_after) for r in self.model.last_pruning)
+        return output.features, output.indices, records
+
+    def _sparse_2d(self, features: torch.Tensor, indices: torch.Tensor, batch_size: int) -> list[torch.Tensor]:
+        bev = SparseTensor(features, indices, self.model.grid.shape, batch_size, validate=False)
+        return self.model.encode_2d(bev)
