@@ -61,6 +61,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             parser.error("--dense-config and --dense-checkpoint go together")
         if args.frames_per_source < 1 or args.repeats < 1 or args.warmup < 0:
             parser.error("--frames and --repeats must be >= 1, --warmup >= 0")
+        if args.cuda_graphs and not args.device.startswith("cuda"):
+            parser.error(f"--cuda-graphs needs a CUDA --device, got {args.device!r}")
         return args
     if "all" in args.scenario:
         args.scenario = list(SCENARIO_NAMES)
@@ -97,6 +99,9 @@ def _add_ada3d_parser(commands) -> None:
     ada3d.add_argument("--frames", dest="frames_per_source", type=int, default=20, help="at most N frames per source")
     ada3d.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
     ada3d.add_argument("--threads", type=int, default=None, help="CPU threads (sets OMP_NUM_THREADS too)")
+    ada3d.add_argument("--cuda-graphs", action="store_true",
+                       help="also time encode_3d / encode_2d replayed as CUDA graphs (GraphedDetector), dense and "
+                       "Ada3D alike, beside the eager numbers (needs a CUDA --device)")
     ada3d.add_argument("--warmup", type=int, default=2)
     ada3d.add_argument("--repeats", type=int, default=5)
     ada3d.add_argument("--cfg-options", nargs="+", action=DictAction, default=None,
@@ -153,7 +158,7 @@ def _ada3d(args: argparse.Namespace, command: str) -> int:
             frames = dataloader_frames(cfg.val_dataloader, args.frames_per_source)
         else:
             frames = kitti_frames(args.kitti_root, class_names(cfg))[: args.frames_per_source]
-        runs = [benchmark_model(model, frames, label, source, device, args.warmup, args.repeats)
+        runs = [benchmark_model(model, frames, label, source, device, args.warmup, args.repeats, args.cuda_graphs)
                 for model, label in models]
         text = report(runs, environment(device), settings, command)
         print(f"\n{text}", flush=True)

@@ -11,7 +11,10 @@ Per frame and model: the data preprocessor voxelises once; then
 * ``encode_3d``, ``encode_2d`` (on a copy of the BEV input with an empty kernel-map cache each time, so no run
   reuses maps built by an earlier one) and end to end (``model.test_step``: voxelisation, network, box decoding
   and NMS) are timed with warm-up, CUDA synchronisation and medians (:func:`~ada3d.benchmark.timing.measure`),
-  with the peak memory of each on CUDA.
+  with the peak memory of each on CUDA;
+* with ``cuda_graphs``, ``encode_3d`` and ``encode_2d`` are timed again through a
+  :class:`~ada3d.models.detectors.graphed.GraphedDetector` (padded execution replayed as CUDA graphs, captured
+  during the warm-up; the same runner for dense and Ada3D models), beside the eager numbers.
 """
 
 from __future__ import annotations
@@ -35,16 +38,21 @@ from ada3d.benchmark.pruning_stats import (
     record_counts,
 )
 from ada3d.benchmark.timing import Measurement, measure
+from ada3d.models.detectors.graphed import GraphedDetector
 from sparse_ops.tensor import SparseTensor
 
 PARTS = ("3d", "2d", "head", "total")  # FLOP parts: encode_3d, encode_2d, bbox_head, their sum
 TIMED = ("3d", "2d", "end_to_end")
+TIMED_GRAPHS = ("3d_graphs", "2d_graphs")  # encode_3d / encode_2d replayed as CUDA graphs (cuda_graphs=True)
+TIMED_LABELS = {"3d": "3D ms", "2d": "2D ms", "end_to_end": "end-to-end ms", "3d_graphs": "3D graph ms",
+                "2d_graphs": "2D graph ms"}  # fmt: skip
 
 
 @dataclass
 class FrameResult:
     """One model on one frame. ``flops`` by :data:`PARTS`; ``flops_by_module`` by top-level module over the
-    whole forward; ``latency`` by :data:`TIMED`; ``stages`` one :class:`StageCounts` per drop stage."""
+    whole forward; ``latency`` by :data:`TIMED` (and :data:`TIMED_GRAPHS` when timed); ``stages`` one
+    :class:`StageCounts` per drop stage."""
 
     name: str
     num_voxels: int
@@ -84,6 +92,11 @@ class ModelRun:
 
     def mean_voxels(self) -> float:
         return _mean([frame.num_voxels for frame in self.frames])
+
+    def timed_parts(self) -> tuple[str, ...]:
+        """The parts timed on every frame: :data:`TIMED`, then :data:`TIMED_GRAPHS` if they were."""
+        graphs = bool(self.frames) and all(part in frame.latency for frame in self.frames for part in TIMED_GRAPHS)
+        return TIMED + TIMED_GRAPHS if graphs else TIMED
 
 
 def _mean(values: list[float]) -> float:
@@ -156,9 +169,15 @@ def _counted(counter: FlopCounter, fn: Callable[[], object]) -> tuple[object, in
 
 
 def benchmark_frame(
-    model: torch.nn.Module, frame: DetectorFrame, device: torch.device, warmup: int = 2, repeats: int = 5
+    model: torch.nn.Module,
+    frame: DetectorFrame,
+    device: torch.device,
+    warmup: int = 2,
+    repeats: int = 5,
+    graphed: GraphedDetector | None = None,
 ) -> FrameResult:
-    """FLOPs, drop-stage counts and timings of ``model`` (in eval mode, on ``device``) on ``frame``."""
+    """FLOPs, drop-stage counts and timings of ``model`` (in eval mode, on ``device``) on ``frame``; with
+    ``graphed`` (a GraphedDetector of ``model``), the 3D and 2D parts are also timed through it."""
     counter = FlopCounter(model)
     with torch.no_grad():
         voxels = model.data_preprocessor(frame.batch, False)["inputs"]["voxels"]
@@ -171,6 +190,9 @@ def benchmark_frame(
             "2d": measure(lambda: model.encode_2d(fresh_input(bev)), device, warmup, repeats),
             "end_to_end": measure(lambda: model.test_step(frame.batch), device, warmup, repeats),
         }
+        if graphed is not None:  # the first warm-up run captures (or recaptures) the frame's graphs
+            latency["3d_graphs"] = measure(lambda: graphed.encode_3d(voxels), device, max(warmup, 1), repeats)
+            latency["2d_graphs"] = measure(lambda: graphed.encode_2d(bev), device, max(warmup, 1), repeats)
     flops = {"3d": flops_3d, "2d": flops_2d, "head": flops_head, "total": flops_3d + flops_2d + flops_head}
     by_module = dict(Counter(modules_3d) + Counter(modules_2d) + Counter(modules_head))
     return FrameResult(frame.name, len(voxels["coors"]), stages, flops, by_module, latency)
@@ -184,12 +206,15 @@ def benchmark_model(
     device: torch.device,
     warmup: int = 2,
     repeats: int = 5,
+    cuda_graphs: bool = False,
 ) -> ModelRun:
-    """:func:`benchmark_frame` on every frame, with a progress bar."""
+    """:func:`benchmark_frame` on every frame, with a progress bar; ``cuda_graphs``: also through one
+    GraphedDetector for all frames (off CUDA it replays padded execution eagerly instead of graphs)."""
     model.eval()
+    graphed = GraphedDetector(model, capture=device.type == "cuda") if cuda_graphs else None
     run = ModelRun(label, data)
     for frame in tqdm(frames, desc=f"{label} on {data}", unit="frame", leave=False):
-        run.frames.append(benchmark_frame(model, frame, device, warmup, repeats))
+        run.frames.append(benchmark_frame(model, frame, device, warmup, repeats, graphed))
     return run
 
 
@@ -202,12 +227,14 @@ def _ratio_to(value: float, reference: float | None) -> str:
 
 
 def compute_table(runs: list[ModelRun]) -> str:
-    """One row per model: voxels, GFLOPs per part, median ms per timed part, peak MB per backbone.
+    """One row per model: voxels, GFLOPs per part, median ms per timed part (CUDA-graph columns when every model
+    has them), peak MB per backbone.
 
     Ratios in brackets are relative to the first model (the dense reference when one is given).
     """
-    header = ["model", "voxels", "3D GFLOPs", "2D GFLOPs", "head GFLOPs", "total GFLOPs", "3D ms", "2D ms",
-              "end-to-end ms", "3D peak MB", "2D peak MB"]
+    timed = min((run.timed_parts() for run in runs), key=len)
+    header = ["model", "voxels", "3D GFLOPs", "2D GFLOPs", "head GFLOPs", "total GFLOPs",
+              *(TIMED_LABELS[part] for part in timed), "3D peak MB", "2D peak MB"]
     rows = []
     reference = runs[0]
     for run in runs:
@@ -216,7 +243,7 @@ def compute_table(runs: list[ModelRun]) -> str:
         for part in PARTS:
             value = run.mean_flops(part)
             row.append(f"{value / 1e9:.2f}" + ("" if is_reference else _ratio_to(value, reference.mean_flops(part))))
-        for part in TIMED:
+        for part in timed:
             value = run.mean_ms(part)
             row.append(f"{value:.1f}" + ("" if is_reference else _ratio_to(value, reference.mean_ms(part))))
         for part in ("3d", "2d"):
@@ -253,7 +280,9 @@ def report(runs: list[ModelRun], environment_line: str, settings: str, command: 
     notes = (
         "FLOPs: 2 x multiply-adds of the convolutions and linear layers that ran (sparse convs by kernel-map pairs). "
         "ms: mean over frames of the median per frame; 3D = encode_3d, 2D = encode_2d (BEV backbone + neck), "
-        "end-to-end = voxelisation to boxes after NMS. Peak MB: CUDA only. Cells: the importance (BEV) grid; "
+        "end-to-end = voxelisation to boxes after NMS; graph ms (with --cuda-graphs): 3D and 2D replayed as CUDA "
+        "graphs (padded execution, one graph per input size bucket, captured in the warm-up). Peak MB: CUDA only. "
+        "Cells: the importance (BEV) grid; "
         "GT cells dropped: occupied cells with their centre in a ground-truth box that were not kept."
     )
     return f"{heading}\n\n`{command}`\n\n{notes}\n\n{compute_table(runs)}\n\n{density_table(runs)}\n"
@@ -275,7 +304,7 @@ def run_to_json(run: ModelRun) -> dict:
         summary=dict(
             voxels=run.mean_voxels(),
             flops={part: run.mean_flops(part) for part in PARTS},
-            median_ms={part: run.mean_ms(part) for part in TIMED},
+            median_ms={part: run.mean_ms(part) for part in run.timed_parts()},
             peak_memory_mb={part: run.peak_mb(part) for part in ("3d", "2d")},
             stages=[stage(counts) for counts in run.stage_totals()],
         ),

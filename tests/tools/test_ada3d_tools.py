@@ -60,6 +60,10 @@ def test_benchmark_ada3d_refuses_bad_arguments(tiny_checkpoint):
         benchmark_cli.parse_args(["ada3d", str(TINY_CONFIG), "ckpt.pth", "--dense-config", str(TINY_CONFIG)])
     with pytest.raises(SystemExit):
         benchmark_cli.parse_args(["ada3d", str(TINY_CONFIG), "ckpt.pth", "--frames", "0"])
+    with pytest.raises(SystemExit):
+        benchmark_cli.parse_args(["ada3d", str(TINY_CONFIG), "ckpt.pth", "--cuda-graphs", "--device", "cpu"])
+    graphs = benchmark_cli.parse_args(["ada3d", str(TINY_CONFIG), "ckpt.pth", "--cuda-graphs", "--device", "cuda"])
+    assert graphs.cuda_graphs
     with pytest.raises(FileNotFoundError, match="checkpoint file not found: missing.pth"):
         benchmark_cli.main(["ada3d", str(TINY_CONFIG), "missing.pth", "--data", "real-kitti"])
 

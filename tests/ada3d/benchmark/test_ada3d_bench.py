@@ -8,7 +8,14 @@ import pytest
 import torch
 from mmengine.config import Config
 
-from ada3d.benchmark.ada3d_bench import benchmark_model, density_table, fresh_input, gt_cell_masks, run_to_json
+from ada3d.benchmark.ada3d_bench import (
+    benchmark_model,
+    compute_table,
+    density_table,
+    fresh_input,
+    gt_cell_masks,
+    run_to_json,
+)
 from ada3d.benchmark.detector_frames import kitti_frames
 from ada3d.registry import MODELS
 from sparse_ops.tensor import SparseTensor
@@ -70,6 +77,17 @@ def test_dropping_model_reports_its_records(frame):
     assert summary["stages"][0]["kept_of_occupied"] == pytest.approx(0.25, abs=0.01)
     assert summary["flops"]["3d"] == dense.flops["3d"] and summary["peak_memory_mb"]["3d"] is None
     assert not math.isnan(summary["median_ms"]["2d"])
+
+
+def test_cuda_graph_columns_time_both_parts_through_the_graphed_detector(frame):
+    run = benchmark_model(_tiny(), [frame], "dense", "real-kitti", CPU, warmup=0, repeats=1, cuda_graphs=True)
+    latency = run.frames[0].latency
+    assert latency["3d_graphs"].median_ms > 0 and latency["2d_graphs"].median_ms > 0  # off CUDA: padded, no capture
+    assert run.timed_parts()[-2:] == ("3d_graphs", "2d_graphs")
+    assert "| 3D graph ms | 2D graph ms |" in compute_table([run])
+    eager = benchmark_model(_tiny(), [frame], "dense", "real-kitti", CPU, warmup=0, repeats=1)
+    assert "graph ms" not in compute_table([run, eager])  # columns only where every model has them
+    assert set(run_to_json(run)["summary"]["median_ms"]) == {"3d", "2d", "end_to_end", "3d_graphs", "2d_graphs"}
 
 
 def test_fresh_input_gives_sparse_tensors_an_empty_kernel_map_cache():
