@@ -1,6 +1,7 @@
 """GraphedDetector: dense SECOND's and Ada3D's 3D and 2D parts in padded execution (on CPU: the runner's eager
-replay, capture=False; on CUDA: captured graphs) give exactly the eager kept sets, BEV pixels and neck maps,
-relearn capacities when a frame overflows them, and Ada3D's drop stages never sync with the host."""
+replay, capture=False; on CUDA: captured graphs) give the eager kept sets and BEV pixels exactly and the eager
+features and neck maps to rounding, relearn capacities when a frame overflows them, and Ada3D's drop stages never
+sync with the host."""
 
 from __future__ import annotations
 
@@ -44,16 +45,17 @@ def dense_second(dtype: torch.dtype, device: str = "cpu") -> torch.nn.Module:
     return MODELS.build(model_config(TINY)).to(device, dtype).eval()
 
 
-def assert_same_maps(maps: list[torch.Tensor], expected: list[torch.Tensor], exact: bool) -> None:
+CPU_TOLERANCE = 1e-12  # float64; the padded run may visit a kernel offset's pairs in another order
+GPU_TOLERANCE = 1e-5  # float32; float atomics (pooling to the importance grid) and cuDNN may reorder sums
+
+
+def assert_same_maps(maps: list[torch.Tensor], expected: list[torch.Tensor], tolerance: float) -> None:
     assert len(maps) == len(expected)
     for out, reference in zip(maps, expected):
-        if exact:
-            assert torch.equal(out, reference)
-        else:  # float64 on CPU: pairs may be visited in another order within a kernel offset
-            torch.testing.assert_close(out, reference, rtol=1e-12, atol=1e-12)
+        torch.testing.assert_close(out, reference, rtol=tolerance, atol=tolerance)
 
 
-def check_ada3d(model, graphed: GraphedDetector, inputs: dict, exact: bool) -> None:
+def check_ada3d(model, graphed: GraphedDetector, inputs: dict, tolerance: float) -> None:
     with torch.no_grad():
         bev = model.encode_3d(inputs)
         records = model.last_pruning
@@ -62,21 +64,22 @@ def check_ada3d(model, graphed: GraphedDetector, inputs: dict, exact: bool) -> N
         graphed_maps = graphed.encode_2d(graphed_bev)
     assert [r.stage for r in graphed.model.last_pruning] == [r.stage for r in records]
     for record, expected in zip(graphed.model.last_pruning, records):
-        for name in ("occupied", "kept", "scores", "sites_before", "sites_after"):
+        for name in ("occupied", "kept", "sites_before", "sites_after"):
             assert torch.equal(getattr(record, name), getattr(expected, name)), (record.stage, name)
+        assert_same_maps([record.scores], [expected.scores], tolerance)
     assert torch.equal(graphed_bev.indices, bev.indices)  # the kept BEV pixels, padding stripped
-    assert_same_maps([graphed_bev.features], [bev.features], exact)
-    assert_same_maps(graphed_maps, maps, exact)
+    assert_same_maps([graphed_bev.features], [bev.features], tolerance)
+    assert_same_maps(graphed_maps, maps, tolerance)
 
 
-def check_dense(model, graphed: GraphedDetector, inputs: dict, exact: bool) -> None:
+def check_dense(model, graphed: GraphedDetector, inputs: dict, tolerance: float) -> None:
     with torch.no_grad():
         bev = model.encode_3d(inputs)
         maps = model.encode_2d(bev)
         graphed_bev = graphed.encode_3d(inputs)
         graphed_maps = graphed.encode_2d(graphed_bev)
-    assert_same_maps([graphed_bev], [bev], exact)
-    assert_same_maps(graphed_maps, maps, exact)
+    assert_same_maps([graphed_bev], [bev], tolerance)
+    assert_same_maps(graphed_maps, maps, tolerance)
 
 
 def test_padded_ada3d_gives_the_eager_kept_sets_pixels_and_maps(voxels):
@@ -84,16 +87,16 @@ def test_padded_ada3d_gives_the_eager_kept_sets_pixels_and_maps(voxels):
     graphed = GraphedDetector(model, capture=False)
     inputs = on(voxels, torch.float64)
     for _ in range(2):  # the second call reuses the first one's capacities
-        check_ada3d(model, graphed, inputs, exact=False)
+        check_ada3d(model, graphed, inputs, CPU_TOLERANCE)
     assert graphed.runner_3d().num_captures == 1 and graphed.runner_2d.num_captures == 1
     model.set_keep_ratios(keep_ratios_3d=(1.0, 0.5), keep_ratio_bev=1.0, strategy="distance")
-    check_ada3d(model, graphed, inputs, exact=False)  # another setting: its own runner
+    check_ada3d(model, graphed, inputs, CPU_TOLERANCE)  # another setting: its own runner
     assert len(graphed._runners_3d) == 2
 
 
 def test_padded_dense_second_gives_the_eager_bev_and_maps(voxels):
     model = dense_second(torch.float64)
-    check_dense(model, GraphedDetector(model, capture=False), on(voxels, torch.float64), exact=False)
+    check_dense(model, GraphedDetector(model, capture=False), on(voxels, torch.float64), CPU_TOLERANCE)
 
 
 def test_a_frame_overflowing_the_learned_capacities_is_rerun_exactly(voxels):
@@ -102,10 +105,10 @@ def test_a_frame_overflowing_the_learned_capacities_is_rerun_exactly(voxels):
     count = 3000  # both subsets fall into one size bucket
     near = torch.argsort(voxels["coors"][:, 3])[:count]  # dense voxels next to the sensor: few columns and outputs
     spread = torch.randperm(len(voxels["coors"]), generator=torch.Generator().manual_seed(0))[:count]
-    check_ada3d(model, graphed, on(voxels, torch.float64, rows=near), exact=False)
+    check_ada3d(model, graphed, on(voxels, torch.float64, rows=near), CPU_TOLERANCE)
     runner = graphed.runner_3d()
     learned = next(iter(runner.captures.values())).capacities
-    check_ada3d(model, graphed, on(voxels, torch.float64, rows=spread), exact=False)
+    check_ada3d(model, graphed, on(voxels, torch.float64, rows=spread), CPU_TOLERANCE)
     assert len(runner.captures) == 1 and runner.num_captures == 2  # one relearning, from the overflowing frame
     relearned = next(iter(runner.captures.values())).capacities
     assert all(new >= old for new, old in zip(relearned, learned)) and relearned != learned
@@ -153,7 +156,7 @@ def test_cuda_graphs_replay_the_eager_outputs(voxels, detector):
     graphed = GraphedDetector(model)
     inputs = on(voxels, torch.float32, "cuda")
     for _ in range(3):  # capture, then replays of the same graphs
-        check(model, graphed, inputs, exact=True)  # same kernels in the same order: bit-identical
+        check(model, graphed, inputs, GPU_TOLERANCE)
     runners = [*graphed._runners_3d.values(), graphed.runner_2d]
     assert [runner.num_captures for runner in runners] == [1, 1]
 
@@ -166,5 +169,5 @@ def test_cuda_graphs_recapture_an_overflowing_frame(voxels):
     near = torch.argsort(voxels["coors"][:, 3])[:count]
     spread = torch.randperm(len(voxels["coors"]), generator=torch.Generator().manual_seed(0))[:count]
     for rows in (near, spread, near):
-        check_ada3d(model, graphed, on(voxels, torch.float32, "cuda", rows), exact=True)
+        check_ada3d(model, graphed, on(voxels, torch.float32, "cuda", rows), GPU_TOLERANCE)
     assert graphed.runner_3d().num_captures == 2
