@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from sparse_ops import SparseTensor
+from sparse_ops.graphs import CudaGraphRunner
 from sparse_ops.kmap.capacity import CapacityPlan, padded_execution
 from sparse_ops.nn import SparseConv3d, SparseSequential, SubMConv3d
 from tests.sparse_ops.cases import case_tensor
@@ -90,3 +91,29 @@ def test_padding_rows_are_rejected_outside_padded_execution(case):
     features, indices = _padded(x, 2)
     with pytest.raises(ValueError, match="outside the grid"):
         SparseTensor(features, indices, x.spatial_shape, x.batch_size)
+
+
+def test_graph_runner_replays_padded_execution_eagerly_without_capture(case):
+    """CudaGraphRunner(capture=False): the same buckets, learned capacities and padding, no graph (any device)."""
+    x, network, expected = case
+
+    def forward(features, indices, batch_size, scale):
+        y = network(SparseTensor(features * scale, indices, x.spatial_shape, batch_size))
+        return {"dense": y.dense(), "rows": [y.indices]}
+
+    runner = CudaGraphRunner(forward, x.spatial_shape, capture=False)
+    scale = torch.ones(x.indices.shape[0], 1, dtype=x.features.dtype)  # an extra row-aligned input
+    with torch.no_grad():
+        for _ in range(2):
+            out = runner(x.features, x.indices, x.batch_size, scale)
+            torch.testing.assert_close(out["dense"], expected, rtol=1e-12, atol=1e-12)
+    assert runner.num_captures == 1 and out["rows"][0].shape[0] % 256 == 0  # a padded capacity
+    dense = CudaGraphRunner(lambda grid: grid.sum(dim=1), capture=False)
+    with torch.no_grad():
+        torch.testing.assert_close(dense(expected), expected.sum(dim=1))
+        with pytest.raises(ValueError, match="one input tensor"):
+            dense(x.features, x.indices, x.batch_size)
+        with pytest.raises(ValueError, match="extra input 0"):
+            runner(x.features, x.indices, x.batch_size, scale[:-1])
+    with pytest.raises(RuntimeError, match="inference"):
+        runner(x.features, x.indices, x.batch_size, scale)
