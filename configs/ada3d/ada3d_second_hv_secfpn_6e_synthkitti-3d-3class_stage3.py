@@ -3,8 +3,8 @@
 _base_ = ["./ada3d_second_hv_secfpn_6e_synthkitti-3d-3class_stage2.py"]
 
 model = dict(adaptive=dict(train_stage="finetune"))
-lr = 0.001
-max_iters = 500
+lr = 0.0005
+max_iters = 750
 optim_wrapper = dict(optimizer=dict(lr=lr))
 param_scheduler = [dict(type="OneCycleLR", eta_max=lr, total_steps=max_iters, pct_start=0.3, by_epoch=False)]
 train_cfg = dict(max_iters=max_iters, val_interval=max_iters)

@@ -3,7 +3,7 @@
 _base_ = ["./ada3d_second_hv_secfpn_tiny_synthkitti-3d-3class_stage2.py"]
 
 model = dict(adaptive=dict(train_stage="finetune"))
-lr = 0.001
+lr = 0.0002
 max_iters = 60
 optim_wrapper = dict(optimizer=dict(lr=lr))
 param_scheduler = [dict(type="OneCycleLR", eta_max=lr, total_steps=max_iters, pct_start=0.3, by_epoch=False)]

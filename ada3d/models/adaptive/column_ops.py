@@ -72,7 +72,9 @@ def occupancy(x: SparseTensor, grid_shape: Sequence[int], *, factors: Factors = 
     height, width = (int(s) for s in grid_shape)
     num_cells = x.batch_size * height * width
     occupied = torch.zeros(num_cells + 1, dtype=torch.bool, device=x.features.device)
-    occupied[site_cells(x, (height, width), factors=factors)] = True
+    cells = site_cells(x, (height, width), factors=factors)
+    # values from a device tensor: a Python True would be copied from the host, which graph capture forbids
+    occupied.index_put_((cells,), torch.ones_like(cells, dtype=torch.bool))
     return occupied[:num_cells].view(x.batch_size, height, width)
 
 

@@ -31,7 +31,7 @@ def to_bev(x: SparseTensor) -> SparseTensor:
         raise ValueError(f"to_bev needs a 3D SparseTensor with (b, z, y, x) indices, got a {x.ndim}D one: {x!r}")
     depth, height, width = x.spatial_shape
     channels = x.num_channels
-    batch_column = x.indices[:, [0, 2, 3]]
+    batch_column = torch.cat([x.indices[:, :1], x.indices[:, 2:]], dim=1)  # (b, y, x); no host-made index
     keys = encode_coords(batch_column, (height, width))
     plan = active_plan()
     if plan is None:

@@ -23,10 +23,12 @@ EXECUTIONS = ("sparse", "dense")
 class SparseSECOND(nn.Module):
     """SECOND's stages of ``conv3x3 -> norm -> ReLU`` on a sparse BEV map, zeros kept zero.
 
-    Each stage starts with a regular (non-submanifold) 3x3 sparse conv with the stage stride and padding 1:
-    its outputs are the sites whose 3x3 window holds an active input site, so the active set dilates by one
-    cell (stride 1) or dilates and downsamples (stride 2). The other ``layer_nums[i]`` convs are submanifold
-    3x3 convs on that set, sharing one kernel map per stage. Every conv is bias-free and followed by a
+    Each stage starts with ``dilating_convs[i]`` regular (non-submanifold) 3x3 sparse convs, the first with the
+    stage stride, all with padding 1: a regular conv's outputs are the sites whose 3x3 window holds an active
+    input site, so each one dilates the active set by one cell (the strided one dilates and downsamples). The
+    remaining convs of the stage are submanifold 3x3 convs on that set, sharing one kernel map per stage.
+    Dilation matters for anchor heads: a car's centre often holds no LiDAR return (the scanner sees one or two
+    of its sides), and a submanifold conv never puts features there. Every conv is bias-free and followed by a
     sparsity-preserving norm over the active sites and a ReLU. Time and memory of the sparse execution scale
     with the number of active sites.
 
@@ -35,6 +37,9 @@ class SparseSECOND(nn.Module):
         out_channels: channels of each stage.
         layer_nums: extra submanifold conv blocks per stage.
         layer_strides: stride of each stage's first conv.
+        dilating_convs: regular convs at the start of each stage (1 .. ``1 + layer_nums[i]``), default 1 each;
+            ``k`` of them grow the active set by ``k`` cells (stride 1). The parameters are the same either way, so
+            a checkpoint loads whatever this is set to.
         norm_cfg: a sparsity-preserving norm, default ``dict(type='SPBN', eps=1e-3, momentum=0.01)``
             (type ``SPBN``, which normalises both ``[N, C]`` rows and masked dense maps).
         execution: ``'sparse'``: sparse_ops convs on the active sites; ``'dense'``: the same parameters through
@@ -57,19 +62,34 @@ class SparseSECOND(nn.Module):
         layer_strides: Sequence[int] = (2, 2, 2),
         norm_cfg: dict | None = None,
         execution: str = "sparse",
+        dilating_convs: Sequence[int] | None = None,
     ) -> None:
         super().__init__()
+        dilating_convs = [1] * len(out_channels) if dilating_convs is None else [int(n) for n in dilating_convs]
+        if len(dilating_convs) != len(out_channels) or not all(
+            1 <= n <= 1 + layers for n, layers in zip(dilating_convs, layer_nums)
+        ):
+            raise ValueError(
+                f"dilating_convs needs one count per stage in 1 .. 1 + layer_nums[i] (layer_nums={list(layer_nums)}), "
+                f"got {dilating_convs}"
+            )
         norm_cfg = dict(type="SPBN", eps=1e-3, momentum=0.01) if norm_cfg is None else norm_cfg
         self.in_channels = in_channels
         self.out_channels = list(out_channels)
         self.strides = stage_strides(out_channels, layer_nums, layer_strides)
         self.execution = execution
+        self.dilating_convs = dilating_convs
         blocks, channels = [], in_channels
-        for i, (stage_channels, num_layers, stride) in enumerate(zip(out_channels, layer_nums, layer_strides)):
+        stages = zip(out_channels, layer_nums, layer_strides, dilating_convs)
+        for i, (stage_channels, num_layers, stride, num_dilating) in enumerate(stages):
             layers = [SparseConv2d(channels, stage_channels, 3, stride, 1, bias=False, indice_key=f"bev_spconv{i + 1}")]
             layers += [
+                SparseConv2d(stage_channels, stage_channels, 3, 1, 1, bias=False, indice_key=f"bev_dilate{i + 1}_{j}")
+                for j in range(1, num_dilating)
+            ]
+            layers += [
                 SubMConv2d(stage_channels, stage_channels, 3, bias=False, indice_key=f"bev_subm{i + 1}")
-                for _ in range(num_layers)
+                for _ in range(num_layers + 1 - num_dilating)
             ]
             blocks.append(SparseSequential(*(m for conv in layers for m in self._conv_block(conv, norm_cfg))))
             channels = stage_channels
@@ -132,7 +152,8 @@ class SparseSECOND(nn.Module):
         features = x.dense()
         # one spare sample, where padding rows (batch -1, padded execution) land, cut off again
         mask = torch.zeros((x.batch_size + 1, *x.spatial_shape), dtype=torch.bool, device=features.device)
-        mask[tuple(x.indices.long().unbind(dim=1))] = True
+        sites = tuple(x.indices.long().unbind(dim=1))
+        mask.index_put_(sites, torch.ones_like(sites[0], dtype=torch.bool))  # device values: capturable
         mask = mask[: x.batch_size]
         outputs = []
         for block in self.blocks:
@@ -188,7 +209,7 @@ class SparseSECOND(nn.Module):
         self.load_state_dict(weights, strict=False)  # the load hook permutes them to sparse_ops' layout
 
     def extra_repr(self) -> str:
-        return f"execution={self._execution!r}"
+        return f"execution={self._execution!r}, dilating_convs={self.dilating_convs}"
 
 
 def _dense_shape(conv: SparseConvolution) -> tuple[int, ...]:

@@ -5,7 +5,7 @@ ada3d = dict(
     type="Ada3DVoxelNet",
     backbone=dict(type="SparseSECOND"),
     adaptive=dict(
-        predictor=dict(type="ImportancePredictor", hidden_channels=64, groups=4),
+        predictor=dict(type="ImportancePredictor", hidden_channels=32, groups=4),
         filter=dict(type="SpatialFilter", density_prior=dict(kernel=16, alpha=0.2, eps=1e-4)),
         drop_3d_stages=("encoder_layer1", "encoder_layer2"),
         keep_ratios_3d=(1.0, 1.0),

@@ -117,10 +117,12 @@ def test_to_bev_numbers_the_columns_into_the_capacity():
     assert int(small.counts[0]) == count and torch.equal(truncated.indices, expected.indices[: count - 2])
 
 
+@pytest.mark.parametrize("dilating_convs", [None, (2, 1)])
 @pytest.mark.parametrize("execution", ["sparse", "dense"])
-def test_sparse_second_ignores_padding_rows(execution):
+def test_sparse_second_ignores_padding_rows(execution, dilating_convs):
     torch.manual_seed(0)
-    backbone = SparseSECOND(4, (6, 8), (1, 1), (1, 2), execution=execution).double().eval()
+    backbone = SparseSECOND(4, (6, 8), (1, 1), (1, 2), execution=execution, dilating_convs=dilating_convs)
+    backbone = backbone.double().eval()
     x = double(random_sparse((8, 10), 2, 30, channels=4, seed=2))
     with torch.no_grad():
         expected = backbone(x)

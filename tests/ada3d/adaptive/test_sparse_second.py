@@ -31,9 +31,10 @@ def random_occupancy(shape, density, seed):
     return torch.rand(shape, generator=torch.Generator().manual_seed(seed)) < density
 
 
-def build(execution: str = "sparse", layer_strides=(1, 2), seed: int = 0) -> SparseSECOND:
+def build(execution: str = "sparse", layer_strides=(1, 2), seed: int = 0, dilating_convs=None) -> SparseSECOND:
     torch.manual_seed(seed)
-    model = SparseSECOND(**ARGS, layer_strides=layer_strides, execution=execution).double()
+    model = SparseSECOND(**ARGS, layer_strides=layer_strides, execution=execution, dilating_convs=dilating_convs)
+    model = model.double()
     with torch.no_grad():  # non-trivial norm parameters, so a mix-up between layers shows
         for module in model.modules():
             if isinstance(module, SparsityPreservingBatchNorm):
@@ -76,6 +77,9 @@ def test_bad_arguments_and_inputs_raise():
         SparseSECOND(**ARGS, layer_strides=(1, 2), norm_cfg=dict(type="BN1d"))
     with pytest.raises(ValueError, match="one entry per stage"):
         SparseSECOND(4, (6, 8), (1,), (1, 2))
+    for bad in ((1,), (0, 1), (4, 1)):  # one per stage, 1 .. 1 + layer_nums[i] (layer_nums (2, 1))
+        with pytest.raises(ValueError, match="dilating_convs needs one count per stage"):
+            SparseSECOND(**ARGS, layer_strides=(1, 2), dilating_convs=bad)
     model = build()
     with pytest.raises(ValueError, match="2D SparseTensor with 4 channels"):
         model(bev_input(random_occupancy((1, 5, 5), 0.5, 0), channels=3))
@@ -83,11 +87,12 @@ def test_bad_arguments_and_inputs_raise():
         model.execution = "Dense"
 
 
-@pytest.mark.parametrize("layer_strides", [(1, 2), (2, 2)])
+@pytest.mark.parametrize("layer_strides, dilating_convs", [((1, 2), None), ((2, 2), None), ((1, 2), (3, 2))])
 @pytest.mark.parametrize("density", [0.15, 1.0])
-def test_sparse_equals_dense_execution_in_training(density, layer_strides):
+def test_sparse_equals_dense_execution_in_training(density, layer_strides, dilating_convs):
     x = bev_input(random_occupancy((2, 13, 11), density, seed=2))
-    sparse, dense = build("sparse", layer_strides), build("dense", layer_strides)
+    sparse = build("sparse", layer_strides, dilating_convs=dilating_convs)
+    dense = build("dense", layer_strides, dilating_convs=dilating_convs)
     sparse_out, sparse_grads = run(sparse, x)
     dense_out, dense_grads = run(dense, x)
     for a, b in zip(sparse_out, dense_out):
@@ -129,6 +134,22 @@ def test_active_set_dilates_then_downsamples(density):
         assert bool(dilated.all()) and bool(downsampled.all())
     outputs = build()(bev_input(occupied))
     assert torch.all(outputs[0].abs().sum(1)[~dilated] == 0) and torch.all(outputs[1].abs().sum(1)[~downsampled] == 0)
+
+
+def test_dilating_convs_grow_the_active_set_by_one_cell_each_and_share_the_parameters():
+    occupied = random_occupancy((2, 17, 15), 0.05, seed=5)
+    model = build(dilating_convs=(3, 2))
+    stages = model.forward_sparse(bev_input(occupied))
+    dilated = F.max_pool2d(occupied.double().unsqueeze(1), 7, 1, 3).squeeze(1) > 0  # three 3x3 dilations
+    downsampled = F.max_pool2d(dilated.double().unsqueeze(1), 3, 2, 1).squeeze(1) > 0
+    twice = F.max_pool2d(downsampled.double().unsqueeze(1), 3, 1, 1).squeeze(1) > 0
+    assert torch.equal(_sites(stages[0]), dilated) and torch.equal(_sites(stages[1]), twice)
+    assert not torch.equal(dilated, F.max_pool2d(occupied.double().unsqueeze(1), 3, 1, 1).squeeze(1) > 0)
+    regular = [m for m in model.modules() if isinstance(m, SparseConvolution) and not m.geometry.subm]
+    assert len(regular) == 5
+    default = build()  # same parameter names and shapes: a checkpoint of either loads into the other
+    default.load_state_dict(model.state_dict())
+    assert {k: v.shape for k, v in default.state_dict().items()} == {k: v.shape for k, v in model.state_dict().items()}
 
 
 def _kernel_map_sizes(model: SparseSECOND, x: SparseTensor) -> list[int]:
