@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import torch
 
 from ada3d.models.adaptive.bev_grid import BevGrid
+from ada3d.structures import points_in_boxes
 
 
 def gaussian_radius(length: torch.Tensor, width: torch.Tensor, min_overlap: float) -> torch.Tensor:
@@ -96,3 +97,45 @@ def centre_heatmap(
     flat = (sample[:, None] * height + rows) * width + cols
     heatmap.scatter_reduce_(0, flat[within], values[within], reduce="amax", include_self=True)
     return heatmap.view(batch, 1, height, width)
+
+
+def box_footprints(gt_bboxes: Sequence[torch.Tensor], grid: BevGrid) -> torch.Tensor:
+    """Which importance-grid cells have their centre inside a box seen from above (yaw included).
+
+    Args:
+        gt_bboxes: per sample a ``[M_i, 7+]`` tensor of LiDAR boxes ``(x, y, z, l, w, h, yaw)`` in metres.
+        grid: the importance grid.
+
+    Returns:
+        ``[B, 1, H, W]`` bool, on the boxes' device.
+    """
+    device = gt_bboxes[0].device if len(gt_bboxes) else torch.device("cpu")
+    centres = grid.cell_centres(device=device, dtype=torch.float64).reshape(-1, 2)  # [H * W, (x, y)]
+    cells = torch.cat([centres, torch.zeros_like(centres[:, :1])], dim=1)  # at z = 0
+    masks = []
+    for boxes in gt_bboxes:
+        flat = boxes[:, :7].to(device=device, dtype=torch.float64).clone()
+        flat[:, 2], flat[:, 5] = -1.0, 2.0  # every box spans z = 0: only x, y, l, w and yaw decide
+        inside = points_in_boxes(cells, flat).any(dim=1) if len(flat) else torch.zeros(len(cells), dtype=torch.bool,
+                                                                                          device=device)
+        masks.append(inside.view(1, grid.height, grid.width))
+    return torch.stack(masks)
+
+
+def importance_target(gt_bboxes: Sequence[torch.Tensor], grid: BevGrid, footprint_floor: float = 0.0) -> torch.Tensor:
+    """The importance predictor's target: :func:`centre_heatmap`, raised to at least ``footprint_floor`` on the
+    cells inside a box's footprint (:func:`box_footprints`).
+
+    ``footprint_floor = 0`` is Ada3D's target, the centre heatmap alone; it is ~0 two or three cells from a car's
+    centre (0.4 m cells), where the LiDAR returns of its sides lie, so those cells rank with the background. A
+    floor makes every object cell outrank empty road.
+
+    Returns:
+        ``[B, 1, H, W]`` float32 in ``[0, 1]``.
+    """
+    if not 0.0 <= footprint_floor <= 1.0:
+        raise ValueError(f"footprint_floor must lie in [0, 1], got {footprint_floor}")
+    heatmap = centre_heatmap(gt_bboxes, grid)
+    if footprint_floor == 0.0:
+        return heatmap
+    return torch.where(box_footprints(gt_bboxes, grid), heatmap.clamp(min=footprint_floor), heatmap)

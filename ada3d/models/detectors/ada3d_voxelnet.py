@@ -10,7 +10,7 @@ from torch import nn
 
 from ada3d.models.adaptive.bev_grid import BevGrid
 from ada3d.models.adaptive.column_ops import drop_columns, drop_pixels, occupancy, pool_to_grid, sites_per_sample
-from ada3d.models.adaptive.heatmap import centre_heatmap
+from ada3d.models.adaptive.heatmap import importance_target
 from ada3d.models.adaptive.height_compression import to_bev
 from ada3d.models.adaptive.importance_predictor import importance_loss
 from ada3d.models.adaptive.pruning_record import PruningRecord
@@ -41,7 +41,10 @@ class Ada3DVoxelNet(VoxelNet):
             * ``keep_ratio_bev``: the share of occupied BEV pixels the 2D backbone runs on.
             * ``strategy``: how cells are ranked: ``'predictor'`` (Ada3D), ``'random'`` or ``'distance'``
               (nearest first) - the baselines of the keep-ratio sweep.
-            * ``loss_weight``: weight of the predictor's MSE loss against the centre heatmap.
+            * ``loss_weight``: weight of the predictor's MSE loss against its target.
+            * ``footprint_floor``: the predictor's target is the ground-truth centre heatmap (Ada3D, ``0``, the
+              default) raised to at least this value inside every box's BEV footprint
+              (:func:`~ada3d.models.adaptive.heatmap.importance_target`).
             * ``train_stage``: Ada3D's three training stages: ``'detector'`` trains the detector (the predictor is
               frozen), ``'predictor'`` trains only the predictor (the detector frozen, BatchNorm statistics
               included), ``'finetune'`` trains the detector with dropping on (the predictor frozen).
@@ -59,7 +62,7 @@ class Ada3DVoxelNet(VoxelNet):
             raise ValueError(f"Ada3DVoxelNet needs backbone type 'SparseSECOND', got {type(self.backbone).__name__}")
         settings = dict(adaptive)
         known = {"predictor", "filter", "drop_3d_stages", "keep_ratios_3d", "keep_ratio_bev", "strategy",
-                 "loss_weight", "train_stage"}  # fmt: skip
+                 "loss_weight", "train_stage", "footprint_floor"}  # fmt: skip
         unknown = sorted(set(settings) - known)
         if unknown:
             raise ValueError(f"unknown adaptive settings {unknown}; known: {sorted(known)}")
@@ -69,6 +72,9 @@ class Ada3DVoxelNet(VoxelNet):
         if missing:
             raise ValueError(f"drop_3d_stages {missing} are not encoder stages; stages: {sorted(stage_channels)}")
         self.loss_weight = float(settings.get("loss_weight", 1.0))
+        self.footprint_floor = float(settings.get("footprint_floor", 0.0))
+        if not 0.0 <= self.footprint_floor <= 1.0:
+            raise ValueError(f"footprint_floor must lie in [0, 1], got {self.footprint_floor}")
         self.train_stage = settings.get("train_stage", "detector")
         if self.train_stage not in TRAIN_STAGES:
             raise ValueError(f"train_stage must be one of {TRAIN_STAGES}, got {self.train_stage!r}")
@@ -176,12 +182,12 @@ class Ada3DVoxelNet(VoxelNet):
         return None
 
     def loss(self, inputs: dict, data_samples: Sequence[Det3DDataSample]) -> dict:
-        """The detector's losses, or in the ``'predictor'`` stage the predictor's MSE to the centre heatmap."""
+        """The detector's losses, or in the ``'predictor'`` stage the predictor's MSE to its target."""
         if self.train_stage != "predictor":
             return super().loss(inputs, data_samples)
         self.encode_3d(inputs["voxels"])
         boxes = [sample.gt_instances_3d.bboxes_3d for sample in data_samples]
-        target = centre_heatmap(boxes, self.grid).to(self._importance[0].device)
+        target = importance_target(boxes, self.grid, self.footprint_floor).to(self._importance[0].device)
         loss = sum(importance_loss(importance, target) for importance in self._importance)
         return {"loss_importance": self.loss_weight * loss / len(self._importance)}
 

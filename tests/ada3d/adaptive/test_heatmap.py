@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from ada3d.models.adaptive.bev_grid import BevGrid
-from ada3d.models.adaptive.heatmap import centre_heatmap
+from ada3d.models.adaptive.heatmap import box_footprints, centre_heatmap, importance_target
 
 GRID = BevGrid(x_min=0.0, y_min=-20.0, cell_x=0.4, cell_y=0.4, height=100, width=88)
 
@@ -105,3 +105,40 @@ def test_bad_box_tensors_fail_loudly():
 def test_cuda_matches_cpu():
     boxes = random_boxes(torch.Generator().manual_seed(2), 40)
     torch.testing.assert_close(centre_heatmap([boxes.cuda()], GRID).cpu(), centre_heatmap([boxes], GRID))
+
+
+def reference_footprint(boxes: np.ndarray, grid: BevGrid) -> np.ndarray:
+    """Cell by cell: the cell centre in the box's own frame lies within half its length and width."""
+    mask = np.zeros((grid.height, grid.width), dtype=bool)
+    for x, y, _, length, width, _, yaw in boxes[:, :7]:
+        for row in range(grid.height):
+            for col in range(grid.width):
+                dx = grid.x_min + (col + 0.5) * grid.cell_x - x
+                dy = grid.y_min + (row + 0.5) * grid.cell_y - y
+                along, across = dx * math.cos(yaw) + dy * math.sin(yaw), -dx * math.sin(yaw) + dy * math.cos(yaw)
+                mask[row, col] |= abs(along) <= length / 2 and abs(across) <= width / 2
+    return mask
+
+
+def test_footprints_match_a_cell_by_cell_reference():
+    generator = torch.Generator().manual_seed(3)
+    gt_bboxes = [random_boxes(generator, 6), torch.zeros(0, 7)]
+    footprints = box_footprints(gt_bboxes, GRID)
+    assert footprints.shape == (2, 1, GRID.height, GRID.width) and footprints.dtype == torch.bool
+    expected = reference_footprint(gt_bboxes[0].double().numpy(), GRID)
+    assert expected.sum() > 200
+    np.testing.assert_array_equal(footprints[0, 0].numpy(), expected)
+    assert not footprints[1].any()
+
+
+def test_importance_target_raises_the_footprint_to_the_floor_and_keeps_the_centre_heatmap():
+    boxes = random_boxes(torch.Generator().manual_seed(4), 8)
+    heatmap = centre_heatmap([boxes], GRID)
+    assert torch.equal(importance_target([boxes], GRID), heatmap)  # floor 0: Ada3D's target
+    target = importance_target([boxes], GRID, footprint_floor=0.4)
+    inside = box_footprints([boxes], GRID)
+    assert torch.equal(target[~inside], heatmap[~inside])
+    assert torch.equal(target[inside], heatmap[inside].clamp(min=0.4))
+    assert (heatmap[inside] < 0.4).float().mean() > 0.5  # most of a box's cells are far from its centre
+    with pytest.raises(ValueError, match="footprint_floor must lie in"):
+        importance_target([boxes], GRID, footprint_floor=1.5)

@@ -6,7 +6,8 @@ import pytest
 import torch
 from mmengine import Config
 
-from ada3d.models.adaptive.heatmap import centre_heatmap
+from ada3d.models.adaptive.heatmap import centre_heatmap, importance_target
+from ada3d.models.adaptive.importance_predictor import importance_loss
 from ada3d.models.adaptive.spatial_filter import keep_counts
 from ada3d.registry import MODELS
 from tests.ada3d.models.frames import kitti_frame, voxel_batch
@@ -90,7 +91,8 @@ def test_stage3_drops_top_k_columns_and_pixels_and_freezes_the_predictor(batch):
     with torch.no_grad():
         results = model(inputs, samples, mode="predict")
     assert results[0].pred_instances_3d.bboxes_3d.shape[1] == 7
-    ratios = dict(zip(["encoder_layer1", "encoder_layer2", "bev"], [0.6, 0.8, 0.5]))
+    ratios = dict(zip(["encoder_layer1", "encoder_layer2", "bev"], [*model.keep_ratios_3d, model.keep_ratio_bev]))
+    assert all(ratio < 1 for ratio in ratios.values())  # the stage-3 config drops at every stage
     for record in model.last_pruning:
         occupied = record.occupied.flatten(1).sum(1)
         assert torch.equal(record.kept.flatten(1).sum(1), keep_counts(occupied, ratios[record.stage]))
@@ -132,6 +134,21 @@ def test_a_dense_second_checkpoint_initialises_the_sparse_backbone():
     assert torch.equal(model.middle_encoder.conv_input[0].weight, dense.middle_encoder.conv_input[0].weight)
 
 
+@pytest.mark.parametrize("footprint_floor", [0.0, 0.5])
+def test_stage2_loss_is_the_mse_to_the_importance_target(batch, footprint_floor):
+    model = build(2, footprint_floor=footprint_floor)
+    inputs, samples = batch
+    with torch.no_grad():
+        loss = model(inputs, samples, mode="loss")["loss_importance"]
+    boxes = [s.gt_instances_3d.bboxes_3d for s in samples]
+    target = importance_target(boxes, model.grid, footprint_floor)
+    assert model._importance and len(model._importance) == 3  # two 3D stages and the BEV
+    expected = sum(importance_loss(importance, target) for importance in model._importance) / 3
+    torch.testing.assert_close(loss, expected)
+    if footprint_floor:
+        assert not torch.equal(target, centre_heatmap(boxes, model.grid))
+
+
 def test_bad_settings_are_named():
     with pytest.raises(ValueError, match="not encoder stages"):
         build(1, drop_3d_stages=("encoder_layer9",), keep_ratios_3d=(1.0,))
@@ -139,3 +156,5 @@ def test_bad_settings_are_named():
         build(1, keep_ratio=0.5)
     with pytest.raises(ValueError, match="train_stage must be one of"):
         build(1, train_stage="all")
+    with pytest.raises(ValueError, match="footprint_floor must lie in"):
+        build(2, footprint_floor=-0.1)
