@@ -102,6 +102,10 @@ def _add_ada3d_parser(commands) -> None:
     ada3d.add_argument("--cuda-graphs", action="store_true",
                        help="also time encode_3d / encode_2d replayed as CUDA graphs (GraphedDetector), dense and "
                        "Ada3D alike, beside the eager numbers (needs a CUDA --device)")
+    ada3d.add_argument("--tf32", choices=["default", "on", "off"], default="default",
+                       help="fp32 tensor-core math: 'default' keeps torch's switches (cuDNN's convolutions, i.e. dense "
+                       "2D backbones, in TF32; matmuls, i.e. sparse_ops' Triton GEMMs, in IEEE fp32); 'on' / 'off' "
+                       "set both, so dense and sparse layers compute at the same precision")
     ada3d.add_argument("--warmup", type=int, default=2)
     ada3d.add_argument("--repeats", type=int, default=5)
     ada3d.add_argument("--cfg-options", nargs="+", action=DictAction, default=None,
@@ -139,10 +143,13 @@ def _ada3d(args: argparse.Namespace, command: str) -> int:
 
     from ada3d.benchmark.ada3d_bench import benchmark_model, class_names, load_detector, report, run_to_json
     from ada3d.benchmark.detector_frames import dataloader_frames, kitti_frames
+    from ada3d.benchmark.engines import set_tf32
     from ada3d.benchmark.report import environment
 
     if args.threads is not None:
         torch.set_num_threads(args.threads)
+    if args.tf32 != "default":
+        set_tf32(args.tf32 == "on")
     device = torch.device(args.device)
     models = []  # (model, label), the dense reference first
     if args.dense_config:

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 
 from tests.conftest import KITTI_DEMO_ROOT
 from tests.tools.column_dropping_voxelnet import ColumnDroppingVoxelNet
@@ -88,3 +89,17 @@ def test_sweep_evaluates_every_strategy_and_ratio(tmp_path, synthkitti_root, tin
     summary = json.loads((tmp_path / "sweep.json").read_text())
     assert len(summary["points"]) == 4 and summary["ratios_3d"] == "fixed"
     assert (tmp_path / "sweep.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_benchmark_ada3d_tf32_switch_sets_dense_and_sparse_precision_alike():
+    assert benchmark_cli.parse_args(["ada3d", str(TINY_CONFIG), "ckpt.pth"]).tf32 == "default"
+    with pytest.raises(SystemExit):
+        benchmark_cli.parse_args(["ada3d", str(TINY_CONFIG), "ckpt.pth", "--tf32", "yes"])
+    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    try:
+        for choice, expected in (("on", True), ("off", False)):
+            with pytest.raises(FileNotFoundError):  # the switches are set before the models load
+                benchmark_cli.main(["ada3d", str(TINY_CONFIG), "missing.pth", "--data", "real-kitti", "--tf32", choice])
+            assert torch.backends.cuda.matmul.allow_tf32 is expected and torch.backends.cudnn.allow_tf32 is expected
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
