@@ -7,7 +7,7 @@ Per frame and model: the data preprocessor voxelises once; then
   output: FLOPs per part;
 * the drop stages' :class:`~ada3d.models.adaptive.pruning_record.PruningRecord` s (``model.last_pruning``) give
   the kept densities and the ground-truth cells dropped; a model without them counts its BEV map's non-zero
-  pixels as occupied and kept;
+  pixels as occupied and kept; the neck's output gives the ground-truth centres the head sees features at;
 * ``encode_3d``, ``encode_2d`` (on a copy of the BEV input with an empty kernel-map cache each time, so no run
   reuses maps built by an earlier one) and end to end (``model.test_step``: voxelisation, network, box decoding
   and NMS) are timed with warm-up, CUDA synchronisation and medians (:func:`~ada3d.benchmark.timing.measure`),
@@ -33,6 +33,7 @@ from ada3d.benchmark.flops import FlopCounter
 from ada3d.benchmark.pruning_stats import (
     StageCounts,
     cells_in_boxes,
+    centres_with_features,
     dense_bev_counts,
     importance_cell_centres,
     record_counts,
@@ -52,11 +53,14 @@ TIMED_LABELS = {"3d": "3D ms", "2d": "2D ms", "end_to_end": "end-to-end ms", "3d
 class FrameResult:
     """One model on one frame. ``flops`` by :data:`PARTS`; ``flops_by_module`` by top-level module over the
     whole forward; ``latency`` by :data:`TIMED` (and :data:`TIMED_GRAPHS` when timed); ``stages`` one
-    :class:`StageCounts` per drop stage."""
+    :class:`StageCounts` per drop stage; ``centres_seen`` / ``centres``: ground-truth box centres whose pixel of the
+    neck's output holds features, of those inside the range (:func:`centres_with_features`)."""
 
     name: str
     num_voxels: int
     stages: list[StageCounts]
+    centres_seen: int
+    centres: int
     flops: dict[str, int]
     flops_by_module: dict[str, int]
     latency: dict[str, Measurement]
@@ -89,6 +93,11 @@ class ModelRun:
         """The largest peak memory over the frames (None off CUDA)."""
         peaks = [frame.latency[part].peak_memory_mb for frame in self.frames]
         return None if None in peaks or not peaks else max(peaks)
+
+    def centres_seen(self) -> float:
+        """Ground-truth centres with features at the head over all frames (NaN without boxes)."""
+        total = sum(frame.centres for frame in self.frames)
+        return sum(frame.centres_seen for frame in self.frames) / total if total else float("nan")
 
     def mean_voxels(self) -> float:
         return _mean([frame.num_voxels for frame in self.frames])
@@ -185,6 +194,8 @@ def benchmark_frame(
         stages = _stage_counts(model, frame, bev)
         maps, flops_2d, modules_2d = _counted(counter, lambda: model.encode_2d(fresh_input(bev)))
         _, flops_head, modules_head = _counted(counter, lambda: model.bbox_head(maps))
+        point_cloud_range = model.data_preprocessor.voxel_layer.point_cloud_range
+        seen, centres = centres_with_features(maps, frame.gt_boxes, point_cloud_range)
         latency = {
             "3d": measure(lambda: model.encode_3d(voxels), device, warmup, repeats),
             "2d": measure(lambda: model.encode_2d(fresh_input(bev)), device, warmup, repeats),
@@ -195,7 +206,7 @@ def benchmark_frame(
             latency["2d_graphs"] = measure(lambda: graphed.encode_2d(bev), device, max(warmup, 1), repeats)
     flops = {"3d": flops_3d, "2d": flops_2d, "head": flops_head, "total": flops_3d + flops_2d + flops_head}
     by_module = dict(Counter(modules_3d) + Counter(modules_2d) + Counter(modules_head))
-    return FrameResult(frame.name, len(voxels["coors"]), stages, flops, by_module, latency)
+    return FrameResult(frame.name, len(voxels["coors"]), stages, seen, centres, flops, by_module, latency)
 
 
 def benchmark_model(
@@ -234,7 +245,7 @@ def compute_table(runs: list[ModelRun]) -> str:
     """
     timed = min((run.timed_parts() for run in runs), key=len)
     header = ["model", "voxels", "3D GFLOPs", "2D GFLOPs", "head GFLOPs", "total GFLOPs",
-              *(TIMED_LABELS[part] for part in timed), "3D peak MB", "2D peak MB"]
+              *(TIMED_LABELS[part] for part in timed), "3D peak MB", "2D peak MB", "GT centres with features"]
     rows = []
     reference = runs[0]
     for run in runs:
@@ -249,6 +260,7 @@ def compute_table(runs: list[ModelRun]) -> str:
         for part in ("3d", "2d"):
             peak = run.peak_mb(part)
             row.append("n/a" if peak is None else f"{peak:.0f}")
+        row.append(_percent(run.centres_seen()))
         rows.append(row)
     return _markdown(header, rows)
 
@@ -283,7 +295,9 @@ def report(runs: list[ModelRun], environment_line: str, settings: str, command: 
         "end-to-end = voxelisation to boxes after NMS; graph ms (with --cuda-graphs): 3D and 2D replayed as CUDA "
         "graphs (padded execution, one graph per input size bucket, captured in the warm-up). Peak MB: CUDA only. "
         "Cells: the importance (BEV) grid; "
-        "GT cells dropped: occupied cells with their centre in a ground-truth box that were not kept."
+        "GT cells dropped: occupied cells with their centre in a ground-truth box that were not kept. "
+        "GT centres with features: ground-truth boxes whose centre pixel in the neck's output is non-zero (the head "
+        "predicts there from more than its biases)."
     )
     return f"{heading}\n\n`{command}`\n\n{notes}\n\n{compute_table(runs)}\n\n{density_table(runs)}\n"
 
@@ -307,6 +321,7 @@ def run_to_json(run: ModelRun) -> dict:
             median_ms={part: run.mean_ms(part) for part in run.timed_parts()},
             peak_memory_mb={part: run.peak_mb(part) for part in ("3d", "2d")},
             stages=[stage(counts) for counts in run.stage_totals()],
+            gt_centres_with_features=number(run.centres_seen()),
         ),
         frames=[
             dict(
@@ -316,6 +331,7 @@ def run_to_json(run: ModelRun) -> dict:
                 flops_by_module=frame.flops_by_module,
                 latency={part: vars(m) for part, m in frame.latency.items()},
                 stages=[stage(counts) for counts in frame.stages],
+                gt_centres=dict(with_features=frame.centres_seen, total=frame.centres),
             )
             for frame in run.frames
         ],

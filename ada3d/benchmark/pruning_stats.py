@@ -140,3 +140,35 @@ def dense_bev_counts(bev: torch.Tensor, gt_cells: torch.Tensor) -> StageCounts:
     occupied = (bev != 0).any(dim=1)
     sites = occupied.flatten(1).sum(dim=1).tolist()
     return stage_counts("bev", occupied, occupied, sites, sites, gt_cells)
+
+
+def centres_with_features(
+    maps: Sequence[torch.Tensor], gt_boxes: Sequence[torch.Tensor], point_cloud_range: Sequence[float]
+) -> tuple[int, int]:
+    """How many ground-truth box centres the detection head sees features at.
+
+    An anchor or centre head reads the neck's output at each pixel; where every channel is zero (a sparse BEV
+    backbone computes only at its active pixels), it predicts from its biases alone. This counts the boxes whose
+    centre pixel holds a non-zero feature.
+
+    Args:
+        maps: the neck's output maps ``[B, C_i, H, W]`` (one resolution), covering ``point_cloud_range`` in x (W)
+            and y (H).
+        gt_boxes: per sample ``[M_b, 7+]`` LiDAR boxes, metres.
+        point_cloud_range: ``(x0, y0, z0, x1, y1, z1)``.
+
+    Returns:
+        ``(seen, total)``: boxes whose centre pixel has features, and boxes whose centre lies in the range.
+    """
+    active = torch.stack([m.abs().sum(dim=1) for m in maps]).sum(dim=0) != 0  # [B, H, W]
+    height, width = active.shape[1:]
+    x0, y0, _, x1, y1, _ = (float(v) for v in point_cloud_range)
+    seen = total = 0
+    for sample, boxes in enumerate(gt_boxes):
+        xy = boxes[:, :2].double().cpu()
+        cols = torch.floor((xy[:, 0] - x0) / ((x1 - x0) / width)).long()
+        rows = torch.floor((xy[:, 1] - y0) / ((y1 - y0) / height)).long()
+        inside = (rows >= 0) & (rows < height) & (cols >= 0) & (cols < width)
+        total += int(inside.sum())
+        seen += int(active[sample].cpu()[rows[inside], cols[inside]].sum())
+    return seen, total
