@@ -4,6 +4,7 @@ its stages checked against the model's pruning records, and their colours read b
 import numpy as np
 import pytest
 import torch
+from mmengine.config import Config
 
 from ada3d.models.adaptive.bev_grid import BevGrid
 from ada3d.visualization import DROPPED, KEPT, NOT_IN_STAGE, load_kitti_frame
@@ -32,7 +33,9 @@ def test_stages_follow_the_pruning_records(ada3d_run):
     assert voxel_input.kept.all() and voxel_input.grid.ndim == 3
     assert len(voxel_input.coords) == records[0].sites_before[0]  # encoder_layer1 is submanifold: one site per voxel
     ratios = keep_ratios(model)
-    assert ratios == {"encoder_layer1": 0.6, "encoder_layer2": 0.8, "bev": 0.5}
+    adaptive = Config.fromfile(str(TINY_ADA3D_CONFIG)).model.adaptive  # what the stage-3 config sets
+    assert ratios == {**dict(zip(adaptive.drop_3d_stages, adaptive.keep_ratios_3d)), "bev": adaptive.keep_ratio_bev}
+    assert all(ratio < 1 for ratio in ratios.values())
     for stage, record in zip(view.stages[1:], records):
         occupied, kept = record.occupied[0].numpy(), record.kept[0].numpy()
         assert stage.grid.shape == occupied.shape == record.grid.shape
