@@ -7,7 +7,7 @@ Per frame and model: the data preprocessor voxelises once; then
   output: FLOPs per part;
 * the drop stages' :class:`~ada3d.models.adaptive.pruning_record.PruningRecord` s (``model.last_pruning``) give
   the kept densities and the ground-truth cells dropped; a model without them counts its BEV map's non-zero
-  pixels as occupied and kept; the neck's output gives the ground-truth centres the head sees features at;
+  pixels as occupied and kept; each BEV backbone stage's output gives the ground-truth centres it has features at;
 * ``encode_3d``, ``encode_2d`` (on a copy of the BEV input with an empty kernel-map cache each time, so no run
   reuses maps built by an earlier one) and end to end (``model.test_step``: voxelisation, network, box decoding
   and NMS) are timed with warm-up, CUDA synchronisation and medians (:func:`~ada3d.benchmark.timing.measure`),
@@ -53,13 +53,13 @@ TIMED_LABELS = {"3d": "3D ms", "2d": "2D ms", "end_to_end": "end-to-end ms", "3d
 class FrameResult:
     """One model on one frame. ``flops`` by :data:`PARTS`; ``flops_by_module`` by top-level module over the
     whole forward; ``latency`` by :data:`TIMED` (and :data:`TIMED_GRAPHS` when timed); ``stages`` one
-    :class:`StageCounts` per drop stage; ``centres_seen`` / ``centres``: ground-truth box centres whose pixel of the
-    neck's output holds features, of those inside the range (:func:`centres_with_features`)."""
+    :class:`StageCounts` per drop stage; ``centres_seen`` (per BEV backbone stage) / ``centres``: ground-truth box
+    centres whose pixel holds features, of those inside the range (:func:`centres_with_features`)."""
 
     name: str
     num_voxels: int
     stages: list[StageCounts]
-    centres_seen: int
+    centres_seen: list[int]
     centres: int
     flops: dict[str, int]
     flops_by_module: dict[str, int]
@@ -94,10 +94,12 @@ class ModelRun:
         peaks = [frame.latency[part].peak_memory_mb for frame in self.frames]
         return None if None in peaks or not peaks else max(peaks)
 
-    def centres_seen(self) -> float:
-        """Ground-truth centres with features at the head over all frames (NaN without boxes)."""
+    def centres_seen(self) -> list[float]:
+        """Per BEV backbone stage, the share of ground-truth centres with features over all frames (NaN without
+        boxes)."""
         total = sum(frame.centres for frame in self.frames)
-        return sum(frame.centres_seen for frame in self.frames) / total if total else float("nan")
+        per_stage = [sum(counts) for counts in zip(*(frame.centres_seen for frame in self.frames))]
+        return [seen / total if total else float("nan") for seen in per_stage]
 
     def mean_voxels(self) -> float:
         return _mean([frame.num_voxels for frame in self.frames])
@@ -195,7 +197,8 @@ def benchmark_frame(
         maps, flops_2d, modules_2d = _counted(counter, lambda: model.encode_2d(fresh_input(bev)))
         _, flops_head, modules_head = _counted(counter, lambda: model.bbox_head(maps))
         point_cloud_range = model.data_preprocessor.voxel_layer.point_cloud_range
-        seen, centres = centres_with_features(maps, frame.gt_boxes, point_cloud_range)
+        stage_maps = model.backbone(fresh_input(bev))  # dense maps per stage, zero where a sparse stage is inactive
+        seen, centres = centres_with_features(stage_maps, frame.gt_boxes, point_cloud_range)
         latency = {
             "3d": measure(lambda: model.encode_3d(voxels), device, warmup, repeats),
             "2d": measure(lambda: model.encode_2d(fresh_input(bev)), device, warmup, repeats),
@@ -245,7 +248,8 @@ def compute_table(runs: list[ModelRun]) -> str:
     """
     timed = min((run.timed_parts() for run in runs), key=len)
     header = ["model", "voxels", "3D GFLOPs", "2D GFLOPs", "head GFLOPs", "total GFLOPs",
-              *(TIMED_LABELS[part] for part in timed), "3D peak MB", "2D peak MB", "GT centres with features"]
+              *(TIMED_LABELS[part] for part in timed), "3D peak MB", "2D peak MB",
+              "GT centres with features (per BEV stage)"]
     rows = []
     reference = runs[0]
     for run in runs:
@@ -260,7 +264,7 @@ def compute_table(runs: list[ModelRun]) -> str:
         for part in ("3d", "2d"):
             peak = run.peak_mb(part)
             row.append("n/a" if peak is None else f"{peak:.0f}")
-        row.append(_percent(run.centres_seen()))
+        row.append(" / ".join(_percent(share) for share in run.centres_seen()))
         rows.append(row)
     return _markdown(header, rows)
 
@@ -296,8 +300,8 @@ def report(runs: list[ModelRun], environment_line: str, settings: str, command: 
         "graphs (padded execution, one graph per input size bucket, captured in the warm-up). Peak MB: CUDA only. "
         "Cells: the importance (BEV) grid; "
         "GT cells dropped: occupied cells with their centre in a ground-truth box that were not kept. "
-        "GT centres with features: ground-truth boxes whose centre pixel in the neck's output is non-zero (the head "
-        "predicts there from more than its biases)."
+        "GT centres with features: ground-truth boxes whose centre pixel is non-zero in each BEV backbone stage's "
+        "output (a sparse backbone computes only at its active pixels)."
     )
     return f"{heading}\n\n`{command}`\n\n{notes}\n\n{compute_table(runs)}\n\n{density_table(runs)}\n"
 
@@ -321,7 +325,7 @@ def run_to_json(run: ModelRun) -> dict:
             median_ms={part: run.mean_ms(part) for part in run.timed_parts()},
             peak_memory_mb={part: run.peak_mb(part) for part in ("3d", "2d")},
             stages=[stage(counts) for counts in run.stage_totals()],
-            gt_centres_with_features=number(run.centres_seen()),
+            gt_centres_with_features=[number(share) for share in run.centres_seen()],
         ),
         frames=[
             dict(

@@ -143,32 +143,35 @@ def dense_bev_counts(bev: torch.Tensor, gt_cells: torch.Tensor) -> StageCounts:
 
 
 def centres_with_features(
-    maps: Sequence[torch.Tensor], gt_boxes: Sequence[torch.Tensor], point_cloud_range: Sequence[float]
-) -> tuple[int, int]:
-    """How many ground-truth box centres the detection head sees features at.
+    stage_maps: Sequence[torch.Tensor], gt_boxes: Sequence[torch.Tensor], point_cloud_range: Sequence[float]
+) -> tuple[list[int], int]:
+    """How many ground-truth box centres hold features in each BEV backbone stage's output.
 
-    An anchor or centre head reads the neck's output at each pixel; where every channel is zero (a sparse BEV
-    backbone computes only at its active pixels), it predicts from its biases alone. This counts the boxes whose
-    centre pixel holds a non-zero feature.
+    A sparse BEV backbone computes only at its active pixels; where a stage's output is zero in every channel,
+    the neck and head get nothing from that stage at that pixel (a car's centre often holds no LiDAR return).
+    A dense backbone's outputs are non-zero nearly everywhere.
 
     Args:
-        maps: the neck's output maps ``[B, C_i, H, W]`` (one resolution), covering ``point_cloud_range`` in x (W)
-            and y (H).
+        stage_maps: the backbone's output per stage, ``[B, C_i, H_i, W_i]``, each covering ``point_cloud_range``
+            in x (W) and y (H).
         gt_boxes: per sample ``[M_b, 7+]`` LiDAR boxes, metres.
         point_cloud_range: ``(x0, y0, z0, x1, y1, z1)``.
 
     Returns:
-        ``(seen, total)``: boxes whose centre pixel has features, and boxes whose centre lies in the range.
+        ``(seen, total)``: per stage, the boxes whose centre pixel has a non-zero feature; the boxes whose centre
+        lies in the range.
     """
-    active = torch.stack([m.abs().sum(dim=1) for m in maps]).sum(dim=0) != 0  # [B, H, W]
-    height, width = active.shape[1:]
     x0, y0, _, x1, y1, _ = (float(v) for v in point_cloud_range)
-    seen = total = 0
-    for sample, boxes in enumerate(gt_boxes):
-        xy = boxes[:, :2].double().cpu()
-        cols = torch.floor((xy[:, 0] - x0) / ((x1 - x0) / width)).long()
-        rows = torch.floor((xy[:, 1] - y0) / ((y1 - y0) / height)).long()
-        inside = (rows >= 0) & (rows < height) & (cols >= 0) & (cols < width)
-        total += int(inside.sum())
-        seen += int(active[sample].cpu()[rows[inside], cols[inside]].sum())
-    return seen, total
+    centres = [boxes[:, :2].double().cpu() for boxes in gt_boxes]
+    inside = [(xy[:, 0] >= x0) & (xy[:, 0] < x1) & (xy[:, 1] >= y0) & (xy[:, 1] < y1) for xy in centres]
+    seen = []
+    for stage in stage_maps:
+        active = (stage != 0).any(dim=1).cpu()  # [B, H, W]
+        height, width = active.shape[1:]
+        count = 0
+        for sample, (xy, keep) in enumerate(zip(centres, inside)):
+            cols = torch.floor((xy[keep, 0] - x0) / ((x1 - x0) / width)).long().clamp(max=width - 1)
+            rows = torch.floor((xy[keep, 1] - y0) / ((y1 - y0) / height)).long().clamp(max=height - 1)
+            count += int(active[sample, rows, cols].sum())
+        seen.append(count)
+    return seen, int(sum(int(keep.sum()) for keep in inside))

@@ -75,16 +75,18 @@ def test_records_and_dense_maps_count_alike():
     assert dense_bev_counts(bev, gt).gt_dropped == 0 and dense_bev_counts(bev, gt).sites_after == 2
 
 
-def test_centres_with_features_counts_the_boxes_whose_centre_pixel_is_non_zero():
-    # a 4 m x 4 m range on 4 x 8 pixels (rows y, cols x): 0.5 m wide, 1 m tall pixels
+def test_centres_with_features_counts_per_stage_the_boxes_whose_centre_pixel_is_non_zero():
+    # a 4 m x 4 m range: stage 1 on 4 x 8 pixels (rows y: 1 m, cols x: 0.5 m), stage 2 on 2 x 4
     point_cloud_range = (0.0, -2.0, -3.0, 4.0, 2.0, 1.0)
-    first, second = torch.zeros(2, 3, 4, 8), torch.zeros(2, 5, 4, 8)
-    first[0, 1, 2, 5] = 0.5  # sample 0: pixel (row 2, col 5) active in one channel of one map
-    second[1, 4, 0, 0] = -1.0  # sample 1: pixel (0, 0), a negative feature is a feature too
-    box = [0.0, 0.0, -1.0, 4.0, 1.8, 1.5, 0.3]
+    stage1, stage2 = torch.zeros(2, 3, 4, 8), torch.zeros(2, 5, 2, 4)
+    stage1[0, 1, 2, 5] = 0.5  # sample 0: pixel (row 2, col 5) active in one channel
+    stage1[1, 2, 0, 0] = -1.0  # sample 1: pixel (0, 0); a negative feature is a feature too
+    stage2[0, :, 1, 2] = 1.0  # sample 0: the coarse pixel (1, 2) holds (2, 5) of stage 1
+    box = [-1.0, 4.0, 1.8, 1.5, 0.3]
     boxes = [
-        torch.tensor([[2.7, 0.5, *box[2:]], [0.2, -1.5, *box[2:]], [9.0, 0.0, *box[2:]]]),  # (2, 5); (0, 0); outside
-        torch.tensor([[0.2, -1.5, *box[2:]]]),  # (0, 0)
+        torch.tensor([[2.7, 0.5, *box], [0.2, -1.5, *box], [9.0, 0.0, *box]]),  # (2, 5); (0, 0); outside the range
+        torch.tensor([[0.2, -1.5, *box]]),  # (0, 0)
     ]
-    assert centres_with_features([first, second], boxes, point_cloud_range) == (2, 3)
-    assert centres_with_features([first, second], [torch.zeros(0, 7), torch.zeros(0, 7)], point_cloud_range) == (0, 0)
+    assert centres_with_features([stage1, stage2], boxes, point_cloud_range) == ([2, 1], 3)
+    empty = [torch.zeros(0, 7), torch.zeros(0, 7)]
+    assert centres_with_features([stage1, stage2], empty, point_cloud_range) == ([0, 0], 0)
