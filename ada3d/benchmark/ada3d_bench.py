@@ -32,13 +32,13 @@ from ada3d.benchmark.detector_frames import DetectorFrame
 from ada3d.benchmark.flops import FlopCounter
 from ada3d.benchmark.pruning_stats import (
     StageCounts,
-    cells_in_boxes,
     centres_with_features,
     dense_bev_counts,
-    importance_cell_centres,
     record_counts,
 )
 from ada3d.benchmark.timing import Measurement, measure
+from ada3d.models.adaptive.bev_grid import BevGrid
+from ada3d.models.adaptive.heatmap import box_footprints
 from ada3d.models.detectors.graphed import GraphedDetector
 from sparse_ops.tensor import SparseTensor
 
@@ -155,10 +155,9 @@ def fresh_input(bev: torch.Tensor | SparseTensor) -> torch.Tensor | SparseTensor
 def gt_cell_masks(model: torch.nn.Module, frame: DetectorFrame, grid_shape: tuple[int, int]) -> torch.Tensor:
     """bool ``[B, H, W]``: the importance cells of each sample whose centre lies in one of its ground-truth boxes."""
     layer = model.data_preprocessor.voxel_layer
-    centres = importance_cell_centres(
-        layer.point_cloud_range, layer.voxel_size, model.middle_encoder.sparse_shape, grid_shape
-    )
-    return torch.stack([cells_in_boxes(centres, boxes) for boxes in frame.gt_boxes])
+    grid = BevGrid.from_voxel_grid(layer.point_cloud_range, layer.voxel_size, model.middle_encoder.sparse_shape,
+                                   grid_shape)  # fmt: skip
+    return box_footprints(frame.gt_boxes, grid)[:, 0]
 
 
 def _stage_counts(model, frame: DetectorFrame, bev) -> list[StageCounts]:

@@ -12,8 +12,8 @@ from dataclasses import dataclass, fields
 
 import torch
 
+from ada3d.models.adaptive.bev_grid import BevGrid
 from ada3d.models.adaptive.pruning_record import PruningRecord
-from ada3d.structures import points_in_boxes
 
 
 @dataclass(frozen=True)
@@ -68,38 +68,6 @@ class StageCounts:
 
 def _ratio(numerator: int, denominator: int) -> float:
     return numerator / denominator if denominator else float("nan")
-
-
-def importance_cell_centres(
-    point_cloud_range: Sequence[float], voxel_size: Sequence[float], sparse_shape: Sequence[int],
-    grid_shape: Sequence[int],
-) -> torch.Tensor:
-    """``[H, W, 2]`` (x, y) metres of the centres of the importance grid's cells.
-
-    Args:
-        point_cloud_range: ``(x0, y0, z0, x1, y1, z1)``; the grid's origin is ``(x0, y0)``.
-        voxel_size: ``(dx, dy, dz)`` of the voxel grid.
-        sparse_shape: the voxel grid ``(z, y, x)``.
-        grid_shape: the importance grid ``(H, W)``; its cell is ``voxel_size * sparse_shape / grid_shape``.
-    """
-    height, width = (int(s) for s in grid_shape)
-    cell_y = voxel_size[1] * sparse_shape[1] / height
-    cell_x = voxel_size[0] * sparse_shape[2] / width
-    y = point_cloud_range[1] + (torch.arange(height, dtype=torch.float64) + 0.5) * cell_y
-    x = point_cloud_range[0] + (torch.arange(width, dtype=torch.float64) + 0.5) * cell_x
-    rows, cols = torch.meshgrid(y, x, indexing="ij")
-    return torch.stack([cols, rows], dim=-1)
-
-
-def cells_in_boxes(centres: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
-    """bool ``[H, W]``: cells whose centre (``centres [H, W, 2]``) lies inside one of ``boxes [M, 7]`` in BEV."""
-    height, width = centres.shape[:2]
-    if len(boxes) == 0:
-        return torch.zeros(height, width, dtype=torch.bool)
-    flat = torch.cat([centres.reshape(-1, 2), torch.zeros(height * width, 1, dtype=centres.dtype)], dim=1)
-    bev_boxes = boxes.to(centres.dtype).clone()
-    bev_boxes[:, 2], bev_boxes[:, 5] = -1.0, 2.0  # every box spans z = 0: only x, y and yaw matter
-    return points_in_boxes(flat, bev_boxes).any(dim=1).reshape(height, width)
 
 
 def stage_counts(
@@ -162,16 +130,13 @@ def centres_with_features(
         lies in the range.
     """
     x0, y0, _, x1, y1, _ = (float(v) for v in point_cloud_range)
-    centres = [boxes[:, :2].double().cpu() for boxes in gt_boxes]
-    inside = [(xy[:, 0] >= x0) & (xy[:, 0] < x1) & (xy[:, 1] >= y0) & (xy[:, 1] < y1) for xy in centres]
-    seen = []
+    centres = [boxes[:, :2].cpu() for boxes in gt_boxes]
+    seen, in_range = [], 0
     for stage in stage_maps:
         active = (stage != 0).any(dim=1).cpu()  # [B, H, W]
         height, width = active.shape[1:]
-        count = 0
-        for sample, (xy, keep) in enumerate(zip(centres, inside)):
-            cols = torch.floor((xy[keep, 0] - x0) / ((x1 - x0) / width)).long().clamp(max=width - 1)
-            rows = torch.floor((xy[keep, 1] - y0) / ((y1 - y0) / height)).long().clamp(max=height - 1)
-            count += int(active[sample, rows, cols].sum())
-        seen.append(count)
-    return seen, int(sum(int(keep.sum()) for keep in inside))
+        grid = BevGrid(x0, y0, (x1 - x0) / width, (y1 - y0) / height, height, width)
+        cells = [grid.cell_of(xy) for xy in centres]  # per sample (cells [M, 2], inside [M])
+        seen.append(sum(int(active[b, c[inside, 0], c[inside, 1]].sum()) for b, (c, inside) in enumerate(cells)))
+        in_range = sum(int(inside.sum()) for _, inside in cells)  # the same for every stage: one range
+    return seen, in_range

@@ -116,9 +116,7 @@ def box_footprints(gt_bboxes: Sequence[torch.Tensor], grid: BevGrid) -> torch.Te
     for boxes in gt_bboxes:
         flat = boxes[:, :7].to(device=device, dtype=torch.float64).clone()
         flat[:, 2], flat[:, 5] = -1.0, 2.0  # every box spans z = 0: only x, y, l, w and yaw decide
-        inside = points_in_boxes(cells, flat).any(dim=1) if len(flat) else torch.zeros(len(cells), dtype=torch.bool,
-                                                                                          device=device)
-        masks.append(inside.view(1, grid.height, grid.width))
+        masks.append(points_in_boxes(cells, flat).any(dim=1).view(1, grid.height, grid.width))
     return torch.stack(masks)
 
 

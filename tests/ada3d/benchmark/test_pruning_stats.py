@@ -9,20 +9,29 @@ import torch
 
 from ada3d.benchmark.pruning_stats import (
     StageCounts,
-    cells_in_boxes,
     centres_with_features,
     dense_bev_counts,
-    importance_cell_centres,
     record_counts,
     stage_counts,
 )
+from ada3d.models.adaptive.bev_grid import BevGrid
+from ada3d.models.adaptive.heatmap import box_footprints
 from ada3d.models.adaptive.pruning_record import PruningRecord
 
 TINY_GRID = dict(point_cloud_range=(0, -40, -3, 70.4, 40, 1), voxel_size=(0.1, 0.1, 0.2), sparse_shape=(21, 800, 704))
 
 
+def importance_grid(grid_shape) -> BevGrid:
+    """The benchmark's importance grid of the tiny SECOND (as ``ada3d_bench.gt_cell_masks`` builds it)."""
+    return BevGrid.from_voxel_grid(**TINY_GRID, out_spatial_shape=grid_shape)
+
+
+def cells_in_boxes(boxes: torch.Tensor) -> torch.Tensor:
+    return box_footprints([boxes], importance_grid((100, 88)))[0, 0]
+
+
 def test_cell_centres_of_the_tiny_second_grid():
-    centres = importance_cell_centres(**TINY_GRID, grid_shape=(100, 88))  # stride 8: 0.8 m cells
+    centres = importance_grid((100, 88)).cell_centres(dtype=torch.float64)  # stride 8: 0.8 m cells
     assert centres.shape == (100, 88, 2)
     assert centres[0, 0].tolist() == pytest.approx([0.4, -39.6])
     assert centres[99, 87].tolist() == pytest.approx([70.0, 39.6])
@@ -30,15 +39,14 @@ def test_cell_centres_of_the_tiny_second_grid():
 
 
 def test_cells_in_boxes_use_the_rotated_footprint_only():
-    centres = importance_cell_centres(**TINY_GRID, grid_shape=(100, 88))
     # a 4 m x 1.6 m car along x at (10, 0) covers 5 x 2 cells; high above the ground, which does not matter
     along_x = torch.tensor([[10.0, 0.0, 5.0, 4.0, 1.6, 1.5, 0.0]])
-    inside = cells_in_boxes(centres, along_x)
+    inside = cells_in_boxes(along_x)
     assert inside.sum() == 10 and inside[49:51, 10:15].all()
     # turned by 90 degrees at (10.4, 0.2): x in [9.6, 11.2], y in [-1.8, 2.2]
-    across = cells_in_boxes(centres, torch.tensor([[10.4, 0.2, 0.0, 4.0, 1.6, 1.5, math.pi / 2]]))
+    across = cells_in_boxes(torch.tensor([[10.4, 0.2, 0.0, 4.0, 1.6, 1.5, math.pi / 2]]))
     assert across.sum() == 10 and across[48:53, 12:14].all()
-    assert not cells_in_boxes(centres, torch.zeros(0, 7)).any()
+    assert not cells_in_boxes(torch.zeros(0, 7)).any()
 
 
 def test_stage_counts_ratios_and_sums():
