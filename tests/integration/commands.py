@@ -19,3 +19,22 @@ def run(command: list[str], timeout: float = 120) -> str:
     result = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=timeout)
     assert result.returncode == 0, f"{' '.join(command)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
     return result.stdout + result.stderr
+
+
+# ObjectSample's ground-truth database in the KITTI configs' training pipeline (RepeatDataset -> KittiDataset)
+DB_SAMPLER_KEY = "train_dataloader.dataset.dataset.pipeline.2.db_sampler"
+
+
+def data_root_options(data_root: Path) -> dict[str, str]:
+    """The ``--cfg-options`` that move a KITTI-layout config (training set, its GT database, validation and test
+    sets, their metric) onto the dataset prepared under ``data_root``."""
+    root = f"{data_root}/"
+    return {
+        "train_dataloader.dataset.dataset.data_root": root,
+        f"{DB_SAMPLER_KEY}.data_root": root,
+        f"{DB_SAMPLER_KEY}.info_path": f"{root}kitti_dbinfos_train.pkl",
+        "val_dataloader.dataset.data_root": root,
+        "test_dataloader.dataset.data_root": root,
+        "val_evaluator.ann_file": f"{root}kitti_infos_val.pkl",
+        "test_evaluator.ann_file": f"{root}kitti_infos_val.pkl",
+    }

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.commands import REPO_ROOT, run, tool
+from tests.integration.commands import DB_SAMPLER_KEY, REPO_ROOT, data_root_options, run, tool
 
 KITTI_CONFIG = REPO_ROOT / "configs" / "second" / "second_hv_secfpn_kitti-3d-3class.py"
 DEMO_KITTI = REPO_ROOT / "demo" / "data" / "kitti"
@@ -50,17 +50,9 @@ TINY_MODEL = {
 
 def _cfg_options(data_root: Path) -> list[str]:
     """The KITTI config on ``data_root``: the frames in order, one per iteration, without augmentation."""
-    root = f"{data_root}/"
     pipeline = "train_dataloader.dataset.dataset.pipeline"  # RepeatDataset -> KittiDataset
-    sampler = f"{pipeline}.2.db_sampler"  # ObjectSample's database
     options = {
-        "train_dataloader.dataset.dataset.data_root": root,
-        f"{sampler}.data_root": root,
-        f"{sampler}.info_path": f"{root}kitti_dbinfos_train.pkl",
-        "val_dataloader.dataset.data_root": root,
-        "test_dataloader.dataset.data_root": root,
-        "val_evaluator.ann_file": f"{root}kitti_infos_val.pkl",
-        "test_evaluator.ann_file": f"{root}kitti_infos_val.pkl",
+        **data_root_options(data_root),
         "train_dataloader.batch_size": 1,
         "train_dataloader.dataset.times": 1,
         "train_dataloader.sampler.shuffle": False,
@@ -71,7 +63,7 @@ def _cfg_options(data_root: Path) -> list[str]:
         "log_processor.window_size": 1,  # log each iteration's loss, not a running mean
         "randomness.seed": 0,
         # identity augmentations: no pasted objects, no object noise, no flip, no global rotation or scaling
-        f"{sampler}.rate": 0,
+        f"{DB_SAMPLER_KEY}.rate": 0,
         f"{pipeline}.3.translation_std": "[0,0,0]",
         f"{pipeline}.3.rot_range": "[0,0]",
         f"{pipeline}.4.flip_ratio_bev_horizontal": 0,

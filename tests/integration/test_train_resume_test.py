@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.integration.commands import REPO_ROOT, run, tool
+from tests.integration.commands import REPO_ROOT, data_root_options, run, tool
 
 TINY_CONFIG = REPO_ROOT / "configs" / "second" / "second_hv_secfpn_tiny_synthkitti-3d-3class.py"
 MAX_ITERS = 4
@@ -28,16 +28,8 @@ CLASSES = ("Pedestrian", "Cyclist", "Car")
 
 def _cfg_options(data_root: Path) -> list[str]:
     """The tiny config on ``data_root``: 4 iterations of one sample, a checkpoint every 2, one process."""
-    root = f"{data_root}/"
-    sampler = "train_dataloader.dataset.dataset.pipeline.2.db_sampler"  # ObjectSample's database
     options = {
-        "train_dataloader.dataset.dataset.data_root": root,
-        f"{sampler}.data_root": root,
-        f"{sampler}.info_path": f"{root}kitti_dbinfos_train.pkl",
-        "val_dataloader.dataset.data_root": root,
-        "test_dataloader.dataset.data_root": root,
-        "val_evaluator.ann_file": f"{root}kitti_infos_val.pkl",
-        "test_evaluator.ann_file": f"{root}kitti_infos_val.pkl",
+        **data_root_options(data_root),
         "train_dataloader.batch_size": 1,
         "train_cfg.max_iters": MAX_ITERS,
         "train_cfg.val_interval": MAX_ITERS,
