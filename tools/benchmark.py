@@ -110,6 +110,9 @@ def _add_ada3d_parser(commands) -> None:
     ada3d.add_argument("--repeats", type=int, default=5)
     ada3d.add_argument("--cfg-options", nargs="+", action=DictAction, default=None,
                        help="override keys of both configs, e.g. val_dataloader.dataset.data_root=data/synthkitti/")
+    ada3d.add_argument("--profile", action="store_true",
+                       help="also print torch-profiler tables of the 3D and 2D parts of each model on the first frame "
+                       "of each source (through CUDA graphs with --cuda-graphs)")
     ada3d.add_argument("--output", help="append the markdown report to this file (e.g. docs/benchmarks.md)")
     ada3d.add_argument("--json", help="write every number (summaries and per frame) to this JSON file")
 
@@ -141,7 +144,14 @@ def _ada3d(args: argparse.Namespace, command: str) -> int:
 
     import torch
 
-    from ada3d.benchmark.ada3d_bench import benchmark_model, class_names, load_detector, report, run_to_json
+    from ada3d.benchmark.ada3d_bench import (
+        benchmark_model,
+        class_names,
+        load_detector,
+        profile_parts,
+        report,
+        run_to_json,
+    )
     from ada3d.benchmark.detector_frames import dataloader_frames, kitti_frames
     from ada3d.benchmark.engines import set_tf32
     from ada3d.benchmark.report import environment
@@ -170,6 +180,10 @@ def _ada3d(args: argparse.Namespace, command: str) -> int:
         text = report(runs, environment(device), settings, command)
         print(f"\n{text}", flush=True)
         results["sources"][source] = [run_to_json(run) for run in runs]
+        if args.profile:
+            for model, label in models:
+                print(f"\nProfile of {label} on {frames[0].name} ({source}):")
+                print(profile_parts(model, frames[0], device, args.cuda_graphs), flush=True)
         if args.output:
             with open(args.output, "a") as f:
                 f.write(f"\n{text}")

@@ -36,7 +36,7 @@ from ada3d.benchmark.pruning_stats import (
     dense_bev_counts,
     record_counts,
 )
-from ada3d.benchmark.timing import Measurement, measure
+from ada3d.benchmark.timing import Measurement, measure, profile_table
 from ada3d.models.adaptive.bev_grid import BevGrid
 from ada3d.models.adaptive.heatmap import box_footprints
 from ada3d.models.detectors.graphed import GraphedDetector
@@ -229,6 +229,25 @@ def benchmark_model(
     for frame in tqdm(frames, desc=f"{label} on {data}", unit="frame", leave=False):
         run.frames.append(benchmark_frame(model, frame, device, warmup, repeats, graphed))
     return run
+
+
+def profile_parts(
+    model: torch.nn.Module, frame: DetectorFrame, device: torch.device, cuda_graphs: bool = False, rows: int = 20
+) -> str:
+    """Torch-profiler tables of ``encode_3d`` and ``encode_2d`` of ``model`` (eval mode) on ``frame``: eager, or with
+    ``cuda_graphs`` replayed through a :class:`GraphedDetector` (the device kernels inside the graphs are listed)."""
+    model.eval()
+    graphed = GraphedDetector(model, capture=device.type == "cuda") if cuda_graphs else None
+    encode_3d = graphed.encode_3d if graphed is not None else model.encode_3d
+    encode_2d = graphed.encode_2d if graphed is not None else model.encode_2d
+    with torch.no_grad():
+        voxels = model.data_preprocessor(frame.batch, False)["inputs"]["voxels"]
+        bev = encode_3d(voxels)
+        tables = [f"3D part (encode_3d){' as CUDA graphs' if graphed else ''}:",
+                  profile_table(lambda: encode_3d(voxels), device, rows),
+                  f"2D part (encode_2d){' as CUDA graphs' if graphed else ''}:",
+                  profile_table(lambda: encode_2d(fresh_input(bev)), device, rows)]  # fmt: skip
+    return "\n".join(tables)
 
 
 def _percent(value: float) -> str:

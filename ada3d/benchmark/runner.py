@@ -10,7 +10,7 @@ from tqdm import tqdm
 from ada3d.benchmark.engines import Engine, restored_state, set_tf32
 from ada3d.benchmark.inputs import EncoderInput, voxelize_batch
 from ada3d.benchmark.scenarios import Scenario
-from ada3d.benchmark.timing import Measurement, measure
+from ada3d.benchmark.timing import Measurement, measure, profile_table
 
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
@@ -133,15 +133,4 @@ def profile_inference(
     engine: Engine, batch: EncoderInput, dtype: torch.dtype, device: torch.device, rows: int = 20
 ) -> str:
     """A torch-profiler table of one (warmed-up) inference of ``engine`` on ``batch``, by self device time."""
-    from torch.profiler import ProfilerActivity, profile
-
-    run = engine.inference(batch, dtype)
-    for _ in range(3):
-        run()
-    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
-    with profile(activities=activities) as prof:
-        run()
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-    sort_by = "self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"
-    return prof.key_averages().table(sort_by=sort_by, row_limit=rows)
+    return profile_table(engine.inference(batch, dtype), device, rows)

@@ -52,6 +52,22 @@ def measure(fn: Callable[[], object], device: torch.device, warmup: int = 2, rep
     return Measurement(statistics.median(times), min(times), max(times), peak)
 
 
+def profile_table(fn: Callable[[], object], device: torch.device, rows: int = 20, warmup: int = 3) -> str:
+    """A torch-profiler table of one run of ``fn`` after ``warmup`` runs, sorted by self device time on CUDA (kernels
+    inside replayed CUDA graphs included), by self CPU time elsewhere."""
+    from torch.profiler import ProfilerActivity, profile
+
+    for _ in range(warmup):
+        fn()
+    _synchronize(device)
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    with profile(activities=activities) as prof:
+        fn()
+        _synchronize(device)
+    sort_by = "self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"
+    return prof.key_averages().table(sort_by=sort_by, row_limit=rows, max_name_column_width=70)
+
+
 def geometric_mean(values: list[float]) -> float:
     """The geometric mean (NaN for no values)."""
     return statistics.geometric_mean(values) if values else float("nan")

@@ -14,6 +14,7 @@ from ada3d.benchmark.ada3d_bench import (
     density_table,
     fresh_input,
     gt_cell_masks,
+    profile_parts,
     run_to_json,
 )
 from ada3d.benchmark.detector_frames import kitti_frames
@@ -93,6 +94,15 @@ def test_cuda_graph_columns_time_both_parts_through_the_graphed_detector(frame):
     eager = benchmark_model(_tiny(), [frame], "dense", "real-kitti", CPU, warmup=0, repeats=1)
     assert "graph ms" not in compute_table([run, eager])  # columns only where every model has them
     assert set(run_to_json(run)["summary"]["median_ms"]) == {"3d", "2d", "end_to_end", "3d_graphs", "2d_graphs"}
+
+
+def test_profile_parts_lists_the_ops_of_both_parts(frame):
+    text = profile_parts(_tiny(), frame, CPU, rows=5)
+    first, second = text.split("2D part (encode_2d):")
+    assert first.startswith("3D part (encode_3d):") and "Self CPU" in first and "Self CPU" in second
+    assert "aten::" in second  # the dense BEV backbone's convolutions
+    graphed = profile_parts(_tiny(), frame, CPU, cuda_graphs=True, rows=5)  # off CUDA: padded execution, eager
+    assert graphed.startswith("3D part (encode_3d) as CUDA graphs:") and "aten::" in graphed
 
 
 def test_fresh_input_gives_sparse_tensors_an_empty_kernel_map_cache():
