@@ -7,9 +7,10 @@ _base_ = ["../second/second_hv_secfpn_6e_synthkitti-3d-3class.py", "../_base_/mo
 
 model = {{_base_.ada3d}}
 
-# a short, gentle fine-tune from the converged dense checkpoint (peak 1e-3 cost 4.7 AP: it re-warms too far)
+# a gentle fine-tune from the converged dense checkpoint (peak 1e-3 cost 4.7 AP: it re-warms too far); 500
+# iterations left the loss still falling (3-class 3D mod 80.5 vs the dense 83.8)
 lr = 0.0005
-max_iters = 500
+max_iters = 1200
 optim_wrapper = dict(optimizer=dict(lr=lr))
 param_scheduler = [dict(type="OneCycleLR", eta_max=lr, total_steps=max_iters, pct_start=0.3, by_epoch=False)]
 train_cfg = dict(max_iters=max_iters, val_interval=max_iters)

@@ -8,5 +8,5 @@ lr = 0.003
 max_iters = 500
 optim_wrapper = dict(optimizer=dict(lr=lr))
 param_scheduler = [dict(type="OneCycleLR", eta_max=lr, total_steps=max_iters, pct_start=0.3, by_epoch=False)]
-train_cfg = dict(max_iters=max_iters, val_interval=max_iters + 1)  # nothing to validate: only the predictor trained
+train_cfg = dict(max_iters=max_iters, val_interval=max_iters)  # validates with the drops on
 default_hooks = dict(checkpoint=dict(interval=max_iters))
