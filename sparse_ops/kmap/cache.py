@@ -86,12 +86,18 @@ class KernelMapCache:
         return kmap.transpose()
 
     def get_or_build(
-        self, key: str | None, indices: torch.Tensor, spatial_shape: tuple[int, ...], geometry: ConvGeometry
+        self,
+        key: str | None,
+        indices: torch.Tensor,
+        spatial_shape: tuple[int, ...],
+        geometry: ConvGeometry,
+        batch_size: int | None = None,
     ) -> KernelMap:
-        """The map under ``key`` (checked as in :meth:`lookup`), else a new one, stored when ``key`` is set."""
+        """The map under ``key`` (checked as in :meth:`lookup`), else a new one (``batch_size``: see
+        :func:`build_kernel_map`), stored when ``key`` is set."""
         kmap = None if key is None else self.lookup(key, geometry, indices, spatial_shape)
         if kmap is None:
-            kmap = build_kernel_map(indices, spatial_shape, geometry)
+            kmap = build_kernel_map(indices, spatial_shape, geometry, batch_size=batch_size)
             if key is not None:
                 self._maps[key] = kmap
         return kmap

@@ -81,7 +81,7 @@ class SparseConvolution(SparseModule):
         """The kernel map for input ``x``: from its cache under ``indice_key`` or newly built (and cached)."""
         if self.inverse:
             return x.kernel_maps.lookup_inverse(self.indice_key, self.geometry.kernel_size, x.indices)
-        return x.kernel_maps.get_or_build(self.indice_key, x.indices, x.spatial_shape, self.geometry)
+        return x.kernel_maps.get_or_build(self.indice_key, x.indices, x.spatial_shape, self.geometry, x.batch_size)
 
     def forward(self, x: SparseTensor) -> SparseTensor:
         if x.ndim != self.ndim:

@@ -35,7 +35,7 @@ class SparseMaxPool(SparseModule):
         self.indice_key = indice_key
 
     def forward(self, x: SparseTensor) -> SparseTensor:
-        kmap = x.kernel_maps.get_or_build(self.indice_key, x.indices, x.spatial_shape, self.geometry)
+        kmap = x.kernel_maps.get_or_build(self.indice_key, x.indices, x.spatial_shape, self.geometry, x.batch_size)
         return x.derive(sparse_max_pool(x.features, kmap), kmap.out_indices, kmap.out_spatial_shape)
 
     def extra_repr(self) -> str:

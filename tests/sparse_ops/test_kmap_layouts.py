@@ -8,6 +8,7 @@ import torch
 from hypothesis import given, settings
 
 from sparse_ops.kmap import build_kernel_map
+from sparse_ops.kmap.kernel_map import PADDING_KEY, sort_keys
 from tests.sparse_ops.cases import case_conv, case_tensor, conv_cases
 
 
@@ -30,6 +31,10 @@ def test_pairs_and_tables_layouts_agree(case):
         assert torch.equal(from_pairs.tables.forward, from_tables.tables.forward)  # tables derived from pairs
         assert torch.equal(from_pairs.tables.backward, from_tables.tables.backward)
         assert from_pairs.identity_offset == from_tables.identity_offset
+        for layout in ("pairs", "tables"):  # 31-bit keys sorted as int32: the same map
+            narrow = build_kernel_map(x.indices, x.spatial_shape, geometry, layout=layout, batch_size=x.batch_size)
+            assert torch.equal(narrow.out_indices, from_tables.out_indices)
+            assert torch.equal(narrow.tables.forward, from_tables.tables.forward)
         inverse = from_tables.transpose()
         assert torch.equal(inverse.tables.forward, from_tables.tables.backward)
         assert _triples(inverse) == {(o, i, k) for i, o, k in _triples(from_tables)}
@@ -41,3 +46,14 @@ def test_unknown_layout_raises():
         build_kernel_map(x.indices, x.spatial_shape, case_conv(
             dict(ndim=2, in_channels=1, out_channels=1, kernel_size=3, stride=1, padding=0, dilation=1, bias=False)
         ).geometry, layout="csr")  # fmt: skip
+
+
+@pytest.mark.parametrize("key_bound", [None, 1000, 2**31 - 1, 2**40])
+def test_sort_keys_matches_torch_sort_with_padding_keys_last(key_bound):
+    generator = torch.Generator().manual_seed(0)
+    high = 1000 if key_bound in (None, 1000) else key_bound
+    keys = torch.randint(0, high, (500,), generator=generator)
+    keys[torch.randperm(500, generator=generator)[:50]] = PADDING_KEY
+    sorted_keys, order = sort_keys(keys, key_bound)
+    assert sorted_keys.dtype == torch.int64 and torch.equal(sorted_keys, torch.sort(keys).values)
+    assert torch.equal(keys[order], sorted_keys) and (sorted_keys[-50:] == PADDING_KEY).all()

@@ -40,7 +40,9 @@ def to_bev(x: SparseTensor) -> SparseTensor:
         column_indices = decode_coords(column_keys, (height, width))
     else:  # padding rows go to the spare column num_columns, cut off below
         capacity = plan.next_capacity(bound=x.indices.shape[0])
-        column_keys, column_of_site, count = number_distinct(keys, x.indices[:, 0] >= 0, capacity)
+        column_keys, column_of_site, count = number_distinct(
+            keys, x.indices[:, 0] >= 0, capacity, key_bound=x.batch_size * height * width
+        )
         plan.record(count)
         num_columns, spare = column_keys.shape[0], 1
         is_column = (torch.arange(num_columns, device=keys.device) < count).unsqueeze(1)
