@@ -437,7 +437,8 @@ def _strided_candidates(
 def _build_strided_map(
     indices: torch.Tensor, spatial_shape: tuple[int, ...], geometry: ConvGeometry, batch_size: int | None = None
 ) -> KernelMap:
-    """Pairs of a strided conv; outputs are the sorted unique output keys of all valid candidates."""
+    """Pairs of a strided conv; outputs are the sorted unique output keys of all valid candidates (``torch.unique``
+    sorts them itself: ``batch_size`` is accepted for the common builder signature and not needed)."""
     num_sites = indices.shape[0]
     out_shape = geometry.output_shape(spatial_shape)
     valid, key = _strided_candidates(indices, out_shape, geometry)
