@@ -406,32 +406,46 @@ def _find_neighbours(
 
 def _strided_candidates(
     indices: torch.Tensor, out_shape: tuple[int, ...], geometry: ConvGeometry
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """For every kernel offset and input site: whether it lands on the output grid, and the output key.
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Every (input site, kernel offset) pair that can land on the output grid, with its output key.
 
-    Works per dimension (which kernel positions map each coordinate onto the output grid), then
-    combines dimensions: every offset's output key is a sum of per-dimension terms.
+    Works per dimension, then combines dimensions (an offset's output key is a sum of per-dimension terms). In a
+    dimension with dilation 1 only the ``ceil(kernel / stride)`` kernel positions whose displacement is a multiple
+    of the stride can reach an output, so a 3x3x3 stride-2 conv enumerates 8 candidates per site, not 27; every
+    later step (sorting the output keys, filling the tables) scales with the candidates.
 
     Returns:
-        ``[K, N]`` bool validity and ``[K, N]`` int64 output keys (row-major over ``(b, *out_shape)``).
+        ``[C, N]`` bool validity, ``[C, N]`` int64 output keys (row-major over ``(b, *out_shape)``) and ``[C, N]``
+        int64 kernel offsets (row-major over ``kernel_size``), where ``C`` is the product of the per-dimension
+        candidate counts.
     """
     num_sites = indices.shape[0]
     device = indices.device
     out_strides = linear_strides([1, *out_shape])
-    key = indices[:, 0].long().unsqueeze(0) * out_strides[0]  # [offsets so far, N]
+    kernel_strides = linear_strides(geometry.kernel_size)
+    key = indices[:, 0].long().unsqueeze(0) * out_strides[0]  # [candidates so far, N]
+    offset = torch.zeros_like(key)
     valid = (indices[:, 0] >= 0).unsqueeze(0)  # padding rows feed no output
     for d, (kernel, stride, padding, dilation, extent) in enumerate(
         zip(geometry.kernel_size, geometry.stride, geometry.padding, geometry.dilation, out_shape)
     ):
-        # o * stride = i + padding - k * dilation, for each kernel position k of this dimension
-        positions = torch.arange(kernel, device=device).unsqueeze(1)
-        scaled = indices[:, 1 + d].long().unsqueeze(0) + padding - positions * dilation
-        out_coord = torch.div(scaled, stride, rounding_mode="floor")
-        valid_d = (scaled == out_coord * stride) & (out_coord >= 0) & (out_coord < extent)  # [k_d, N]
-        # offsets are row-major: the new dimension varies fastest
-        valid = (valid.unsqueeze(1) & valid_d.unsqueeze(0)).reshape(valid.shape[0] * kernel, num_sites)
-        key = (key.unsqueeze(1) + (out_coord * out_strides[1 + d]).unsqueeze(0)).reshape(valid.shape[0], num_sites)
-    return valid, key
+        # o * stride = i + padding - k * dilation for kernel position k of this dimension
+        shifted = indices[:, 1 + d].long().unsqueeze(0) + padding  # [1, N]
+        if dilation == 1:  # the positions k = (i + padding) mod stride + t * stride, t < ceil(kernel / stride)
+            steps = torch.arange(-(-kernel // stride), device=device).unsqueeze(1)
+            position = shifted % stride + steps * stride
+            out_coord = torch.div(shifted, stride, rounding_mode="floor") - steps
+            valid_d = (position < kernel) & (out_coord >= 0) & (out_coord < extent)  # [c_d, N]
+        else:
+            position = torch.arange(kernel, device=device).unsqueeze(1).expand(-1, num_sites)
+            scaled = shifted - position * dilation
+            out_coord = torch.div(scaled, stride, rounding_mode="floor")
+            valid_d = (scaled == out_coord * stride) & (out_coord >= 0) & (out_coord < extent)
+        count = valid.shape[0] * valid_d.shape[0]  # the new dimension varies fastest
+        valid = (valid.unsqueeze(1) & valid_d.unsqueeze(0)).reshape(count, num_sites)
+        key = (key.unsqueeze(1) + (out_coord * out_strides[1 + d]).unsqueeze(0)).reshape(count, num_sites)
+        offset = (offset.unsqueeze(1) + (position * kernel_strides[d]).unsqueeze(0)).reshape(count, num_sites)
+    return valid, key, offset
 
 
 def _build_strided_map(
@@ -441,11 +455,14 @@ def _build_strided_map(
     sorts them itself: ``batch_size`` is accepted for the common builder signature and not needed)."""
     num_sites = indices.shape[0]
     out_shape = geometry.output_shape(spatial_shape)
-    valid, key = _strided_candidates(indices, out_shape, geometry)
-    counts = valid.sum(dim=1)
-    hits = valid.flatten().nonzero().squeeze(1)  # grouped by offset
-    unique_keys, out_rows = torch.unique(key.flatten()[hits], sorted=True, return_inverse=True)
+    valid, key, offset = _strided_candidates(indices, out_shape, geometry)
+    hits = valid.flatten().nonzero().squeeze(1)
     in_rows = hits % num_sites if num_sites else hits
+    hit_offsets = offset.flatten()[hits]
+    grouped = torch.argsort(hit_offsets * num_sites + in_rows)  # by offset, then input row (each pair once)
+    hits, in_rows = hits[grouped], in_rows[grouped]
+    counts = torch.bincount(hit_offsets, minlength=geometry.kernel_volume)
+    unique_keys, out_rows = torch.unique(key.flatten()[hits], sorted=True, return_inverse=True)
     return KernelMap(
         geometry=geometry,
         in_indices=indices,
@@ -497,7 +514,7 @@ def _build_strided_tables(
     num_sites = indices.shape[0]
     device = indices.device
     out_shape = geometry.output_shape(spatial_shape)
-    valid, key = _strided_candidates(indices, out_shape, geometry)
+    valid, key, offset = _strided_candidates(indices, out_shape, geometry)
     plan = active_plan()
     capacity = None if plan is None else plan.next_capacity()
     key_bound = _key_bound(batch_size, out_shape)
@@ -505,11 +522,15 @@ def _build_strided_tables(
     if plan is not None:
         plan.record(count)
     num_out = unique_keys.shape[0]
-    out_row = ids.view_as(key)  # [K, N]; num_out where there is no output
-    num_offsets = key.shape[0]
-    offsets = torch.arange(num_offsets, device=device).unsqueeze(1)
+    out_row = ids.view_as(key)  # [C, N]; num_out where there is no output
+    lands = out_row < num_out
+    num_offsets = geometry.kernel_volume
+    offset = offset.where(lands, 0)  # candidates without an output all write the spare row / slot
+    sites = torch.arange(num_sites, device=device)
     forward = torch.full(((num_out + 1) * num_offsets,), -1, dtype=torch.int32, device=device)
-    forward[out_row * num_offsets + offsets] = torch.arange(num_sites, dtype=torch.int32, device=device).expand_as(key)
+    forward[out_row * num_offsets + offset] = sites.int().expand_as(key)
+    backward = torch.full((num_sites * num_offsets + 1,), -1, dtype=torch.int32, device=device)
+    backward[(sites * num_offsets + offset).where(lands, num_sites * num_offsets)] = out_row.int()
     out_indices = decode_coords(unique_keys, out_shape).where((unique_keys != PADDING_KEY).unsqueeze(1), -1)
     return KernelMap(
         geometry=geometry,
@@ -519,6 +540,6 @@ def _build_strided_tables(
         out_spatial_shape=out_shape,
         built_tables=NeighborTables(
             forward.view(num_out + 1, num_offsets)[:num_out],
-            torch.where(out_row < num_out, out_row, -1).t().int().contiguous(),
+            backward[:-1].view(num_sites, num_offsets),
         ),
     )
