@@ -156,7 +156,8 @@ def _tune_group(
     store: TuningCache,
     timer: Timer,
 ) -> GroupResult:
-    default = default_config(group.calls[0].features)
+    # the untuned configuration of the group's widest layer (layers sharing a map rarely differ in their tiles)
+    default = default_config(group.device, group.dtype, group.in_channels, group.out_channels)
     # tune()'s own candidate set: the grid is searched, then the untuned default competes with the grid's best,
     # so tuning never picks something slower than not tuning. Searched as a candidate, a default off the grid
     # (32-wide tiles on 16 channels) would be the start of its dataflow with no neighbours to descend to.

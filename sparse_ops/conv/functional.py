@@ -6,7 +6,7 @@ import functools
 
 import torch
 
-from sparse_ops.conv.config import GATHER_SCATTER, IMPLICIT_GEMM_DEFAULT, ConvConfig
+from sparse_ops.conv.config import GATHER_SCATTER, ConvConfig, implicit_gemm_default
 from sparse_ops.conv.gather_scatter import GatherGemmScatter
 from sparse_ops.kmap.kernel_map import KernelMap
 
@@ -21,11 +21,12 @@ def triton_available() -> bool:
     return True
 
 
-def default_config(features: torch.Tensor) -> ConvConfig:
-    """The dataflow an untuned layer uses: implicit GEMM on CUDA (fp16 / bf16 / fp32, Triton
-    installed), gather-GEMM-scatter otherwise (CPU, fp64)."""
-    if features.is_cuda and features.dtype != torch.float64 and triton_available():
-        return IMPLICIT_GEMM_DEFAULT
+def default_config(device: torch.device, dtype: torch.dtype, in_channels: int, out_channels: int) -> ConvConfig:
+    """The dataflow an untuned ``in_channels -> out_channels`` layer computing in ``dtype`` on ``device`` uses:
+    implicit GEMM with tiles fitted to the channels (:func:`~sparse_ops.conv.config.implicit_gemm_default`) on CUDA
+    (fp16 / bf16 / fp32, Triton installed), gather-GEMM-scatter otherwise (CPU, fp64)."""
+    if device.type == "cuda" and dtype != torch.float64 and triton_available():
+        return implicit_gemm_default(in_channels, out_channels)
     return GATHER_SCATTER
 
 
@@ -67,7 +68,8 @@ def sparse_conv(
         features, weight = features.to(dtype), weight.to(dtype)
     elif features.dtype != weight.dtype:
         raise TypeError(f"features are {features.dtype} but the weight is {weight.dtype}; cast one to the other")
-    config = default_config(features) if config is None else config
+    if config is None:
+        config = default_config(features.device, features.dtype, features.shape[1], weight.shape[0])
     with torch.autocast(device_type, enabled=False):
         if config.dataflow == "gather_scatter":
             out = GatherGemmScatter.apply(features, weight, kmap)

@@ -37,6 +37,7 @@ def _gather_gemm(source: torch.Tensor, matrices: torch.Tensor, nmap: NeighborMap
     implicit_gemm_kernel[grid](
         source, matrices, nmap.nbr, out, order, tile_masks, num_rows, *matrices.stride(),
         IN_CHANNELS=source.shape[1], OUT_CHANNELS=out_channels, NUM_OFFSETS=matrices.shape[0],
+        OFFSETS_POW2=triton.next_power_of_2(matrices.shape[0]),
         SORTED=sorted_rows, INPUT_PRECISION=_input_precision(source.dtype),
         BLOCK_M=config.block_m, BLOCK_N=config.block_n, BLOCK_K=config.block_k,
         num_warps=config.num_warps, num_stages=config.num_stages,

@@ -13,6 +13,19 @@ import triton.language as tl
 
 
 @triton.jit
+def _offset_product(x_ptr, w_ptr, src, k, c0, cols, col_ok, stride_wk, stride_wc, stride_wn,
+                    IN_CHANNELS: tl.constexpr, INPUT_PRECISION: tl.constexpr, BLOCK_K: tl.constexpr):
+    """``x[src, c0:c0+BLOCK_K] @ W[k, c0:c0+BLOCK_K, cols]`` in fp32; rows with ``src < 0`` read zeros."""
+    chans = c0 + tl.arange(0, BLOCK_K)
+    chan_ok = chans < IN_CHANNELS
+    a = tl.load(x_ptr + src[:, None] * IN_CHANNELS + chans[None, :], mask=(src >= 0)[:, None] & chan_ok[None, :],
+                other=0.0)
+    b = tl.load(w_ptr + k * stride_wk + chans[:, None] * stride_wc + cols[None, :] * stride_wn,
+                mask=chan_ok[:, None] & col_ok[None, :], other=0.0)
+    return tl.dot(a, b, input_precision=INPUT_PRECISION)
+
+
+@triton.jit
 def implicit_gemm_kernel(
     x_ptr,
     w_ptr,
@@ -27,48 +40,47 @@ def implicit_gemm_kernel(
     IN_CHANNELS: tl.constexpr,
     OUT_CHANNELS: tl.constexpr,
     NUM_OFFSETS: tl.constexpr,
+    OFFSETS_POW2: tl.constexpr,
     SORTED: tl.constexpr,
     INPUT_PRECISION: tl.constexpr,
     BLOCK_M: tl.constexpr,
     BLOCK_N: tl.constexpr,
     BLOCK_K: tl.constexpr,
 ):
-    """x ``[N_src, C_in]``, W ``[K, C_in, C_out]`` (strided), nbr ``[N_rows, K]`` int32, out ``[N_rows, C_out]``."""
+    """x ``[N_src, C_in]``, W ``[K, C_in, C_out]`` (strided), nbr ``[N_rows, K]`` int32, out ``[N_rows, C_out]``.
+
+    Unsorted tiles run one flat loop over (offset, channel block) with no branch inside, so Triton can software-
+    pipeline the gathers (``num_stages``); only tiles with no neighbour at all (padding rows) skip it. Sorted tiles
+    loop per offset and skip the offsets their tile mask excludes.
+    """
     pid_m = tl.program_id(0)
     pid_n = tl.program_id(1)
     slots = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
     in_range = slots < num_rows
-    if SORTED:
-        rows = tl.load(order_ptr + slots, mask=in_range, other=0)
-        tile_mask = tl.load(tile_mask_ptr + pid_m)
-    else:
-        rows = slots
-    rows = rows.to(tl.int64)
     cols = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
     col_ok = cols < OUT_CHANNELS
     acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-    for k in range(NUM_OFFSETS):
-        needed = in_range
-        if SORTED:  # the tile mask says whether any row of the sorted tile uses offset k
-            needed = in_range & ((tl.zeros_like(slots) + ((tile_mask >> k) & 1)) != 0)
-        src = tl.load(nbr_ptr + rows * NUM_OFFSETS + k, mask=needed, other=-1).to(tl.int64)
-        has_src = src >= 0
-        # tiles where no row has this neighbour (map edges, padding rows, masked offsets) skip the dot
-        if tl.max(src, axis=0) >= 0:
-            for c0 in range(0, IN_CHANNELS, BLOCK_K):
-                chans = c0 + tl.arange(0, BLOCK_K)
-                chan_ok = chans < IN_CHANNELS
-                a = tl.load(
-                    x_ptr + src[:, None] * IN_CHANNELS + chans[None, :],
-                    mask=has_src[:, None] & chan_ok[None, :],
-                    other=0.0,
-                )
-                b = tl.load(
-                    w_ptr + k * stride_wk + chans[:, None] * stride_wc + cols[None, :] * stride_wn,
-                    mask=chan_ok[:, None] & col_ok[None, :],
-                    other=0.0,
-                )
-                acc += tl.dot(a, b, input_precision=INPUT_PRECISION)
+    if SORTED:
+        rows = tl.load(order_ptr + slots, mask=in_range, other=0).to(tl.int64)
+        tile_mask = tl.load(tile_mask_ptr + pid_m)
+        for k in range(NUM_OFFSETS):
+            if (tile_mask >> k) & 1:  # some row of the sorted tile uses offset k
+                src = tl.load(nbr_ptr + rows * NUM_OFFSETS + k, mask=in_range, other=-1).to(tl.int64)
+                for c0 in range(0, IN_CHANNELS, BLOCK_K):
+                    acc += _offset_product(x_ptr, w_ptr, src, k, c0, cols, col_ok, stride_wk, stride_wc, stride_wn,
+                                           IN_CHANNELS, INPUT_PRECISION, BLOCK_K)
+    else:
+        rows = slots.to(tl.int64)
+        offsets = tl.arange(0, OFFSETS_POW2)
+        table = tl.load(nbr_ptr + rows[:, None] * NUM_OFFSETS + offsets[None, :],
+                        mask=in_range[:, None] & (offsets < NUM_OFFSETS)[None, :], other=-1)
+        if tl.max(tl.max(table, axis=1), axis=0) >= 0:
+            channel_steps: tl.constexpr = (IN_CHANNELS + BLOCK_K - 1) // BLOCK_K
+            for step in range(NUM_OFFSETS * channel_steps):
+                k = step // channel_steps
+                src = tl.load(nbr_ptr + rows * NUM_OFFSETS + k, mask=in_range, other=-1).to(tl.int64)
+                acc += _offset_product(x_ptr, w_ptr, src, k, (step % channel_steps) * BLOCK_K, cols, col_ok,
+                                       stride_wk, stride_wc, stride_wn, IN_CHANNELS, INPUT_PRECISION, BLOCK_K)
     tl.store(
         out_ptr + rows[:, None] * OUT_CHANNELS + cols[None, :],
         acc.to(out_ptr.dtype.element_ty),

@@ -32,7 +32,7 @@ from sparse_ops.autotune import (
     tuner,
 )
 from sparse_ops.conv import ConvConfig
-from sparse_ops.conv.config import IMPLICIT_GEMM_DEFAULT
+from sparse_ops.conv.config import implicit_gemm_default
 from sparse_ops.conv.functional import default_config, triton_available
 from sparse_ops.nn import SparseConv3d, SparseConvolution, SparseInverseConv3d, SparseSequential, SubMConv3d
 from tests.sparse_ops.cases import random_sparse_tensor
@@ -41,8 +41,10 @@ DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 GS = ConvConfig("gather_scatter")
 IG = ConvConfig("implicit_gemm", 16, 16, 16, wgrad_row_blocks=2)
 IGS = ConvConfig("implicit_gemm_sorted", 16, 16, 16)
-# what an untuned layer runs here (gather-scatter on CPU, default implicit GEMM on CUDA); tune() always times it
-DEFAULT = default_config(torch.empty(0, device=DEVICE))
+# what an untuned layer of the network below (<= 8 channels) runs here (gather-scatter on CPU, implicit GEMM with
+# 16-wide tiles on CUDA); tune() always times it
+IMPLICIT_GEMM_DEFAULT = implicit_gemm_default(8, 8)
+DEFAULT = default_config(torch.device(DEVICE), torch.float32, 8, 8)
 # every configuration the fake timers below price: the three candidates and both devices' defaults
 PRICED = [GS, IG, IGS, IMPLICIT_GEMM_DEFAULT]
 # layer names of the network below, grouped by the kernel map they share
@@ -68,7 +70,7 @@ def untuned(request, monkeypatch) -> ConvConfig:
     """The configuration tune() takes an untuned layer to run: gather-scatter (the CPU default) or
     implicit GEMM (the CUDA default), whatever the device. Only the tuner's view is patched: the model
     itself still runs the device's default (the fake timers never run a trial)."""
-    monkeypatch.setattr(tuner, "default_config", lambda features: request.param)
+    monkeypatch.setattr(tuner, "default_config", lambda device, dtype, in_channels, out_channels: request.param)
     return request.param
 
 
@@ -302,18 +304,19 @@ def test_failing_candidates_are_skipped_and_all_failing_keeps_the_configs(untune
 @pytest.mark.parametrize("default_ms", [20.0, 5.0], ids=["default_slower", "default_faster"])
 def test_default_cuda_candidates_are_descended_and_the_default_wins_only_when_faster(monkeypatch, default_ms):
     """tune()'s own CUDA candidate set (``candidate_configs`` for device cuda: only the type is read) and
-    the CUDA default, priced by a fake timer. On these narrow layers the default's 32-wide tiles lie off
-    the grid: descent must still sweep the grid's tiles, time each configuration once, and set the
-    default only where it beats the grid's best."""
+    a default priced by a fake timer. The default here has 32-wide tiles, off the grid of these narrow layers
+    (a default on the grid is also the descent's start): descent must still sweep the grid's tiles, time each
+    configuration once, and set the default only where it beats the grid's best."""
     if not triton_available():
         pytest.skip("without Triton the CUDA candidate set is gather-scatter only")
     cuda = torch.device("cuda")
+    off_grid = ConvConfig("implicit_gemm", 64, 32, 32)
     monkeypatch.setattr(tuner, "candidate_configs", lambda *args: candidate_configs(*args[:2], cuda, *args[3:]))
-    monkeypatch.setattr(tuner, "default_config", lambda features: IMPLICIT_GEMM_DEFAULT)
+    monkeypatch.setattr(tuner, "default_config", lambda device, dtype, in_channels, out_channels: off_grid)
     fastest = ConvConfig("implicit_gemm", 128, 16, 16, num_warps=2, num_stages=3)
 
     def cost(names, config):  # one millisecond per field off the fastest grid point
-        if config == IMPLICIT_GEMM_DEFAULT:
+        if config == off_grid:
             return default_ms
         if config.dataflow == "gather_scatter":
             return 50.0
@@ -321,11 +324,11 @@ def test_default_cuda_candidates_are_descended_and_the_default_wins_only_when_fa
 
     network, x, timer = _network(), _input(), FakeTimer(cost)
     report = sparse_ops.tune(network, (x,), cache=False, timer=timer, progress=False)
-    expected = fastest if default_ms > 10.0 else IMPLICIT_GEMM_DEFAULT
+    expected = fastest if default_ms > 10.0 else off_grid
     assert set(_configs(network).values()) == {expected}
     assert all((g.time_ms, g.default_ms) == (min(default_ms, 10.0), default_ms) for g in report.groups)
     assert len(set(timer.trials)) == len(timer.trials) == report.num_timed  # each configuration timed once
-    assert {names for names, config in timer.trials if config == IMPLICIT_GEMM_DEFAULT} == set(GROUPS)
+    assert {names for names, config in timer.trials if config == off_grid} == set(GROUPS)
     grid = candidate_configs(8, 8, cuda, torch.float32)
     assert all(g.num_timed <= 12 < len(grid) for g in report.groups)  # a descent, not the whole grid
 
@@ -395,6 +398,26 @@ def test_candidate_set_depends_on_device_dtype_and_channels():
     training = candidate_configs(64, 64, cuda, torch.float16, mode="training")
     assert {c.wgrad_row_blocks for c in training if c.dataflow != "gather_scatter"} == {4, 8, 16}
     assert {c.wgrad_row_blocks for c in tiled} == {8}
+
+
+def test_untuned_default_fits_its_tiles_to_the_channels():
+    cuda = torch.device("cuda")  # only the device type is read: no GPU needed
+    assert default_config(torch.device("cpu"), torch.float32, 64, 64) == GS
+    assert default_config(cuda, torch.float64, 64, 64) == GS
+    if not sparse_ops.conv.functional.triton_available():
+        return
+    tiles = {
+        (channels_in, channels_out): (config.dataflow, config.block_m, config.block_n, config.block_k)
+        for channels_in, channels_out in [(4, 16), (16, 32), (64, 64), (64, 128), (128, 256)]
+        for config in [default_config(cuda, torch.float16, channels_in, channels_out)]
+    }
+    assert tiles == {
+        (4, 16): ("implicit_gemm", 64, 16, 16),  # no tile multiplies padding channels
+        (16, 32): ("implicit_gemm", 64, 32, 16),
+        (64, 64): ("implicit_gemm", 64, 64, 32),
+        (64, 128): ("implicit_gemm", 64, 64, 32),  # capped: 64 output and 32 input channels per tile
+        (128, 256): ("implicit_gemm", 64, 64, 32),
+    }
 
 
 def test_descent_finds_a_separable_optimum_with_few_timings():
