@@ -30,6 +30,16 @@ def linear_strides(shape: Sequence[int]) -> list[int]:
     return strides
 
 
+@functools.cache
+def triton_available() -> bool:
+    """Whether Triton can be imported (it is an optional, GPU-side dependency)."""
+    try:
+        import triton  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 @functools.lru_cache(maxsize=512)
 def device_constant(values: tuple[int, ...], device: torch.device) -> torch.Tensor:
     """A cached int64 tensor of ``values`` on ``device``; callers must not modify it.

@@ -2,23 +2,12 @@
 
 from __future__ import annotations
 
-import functools
-
 import torch
 
 from sparse_ops.conv.config import GATHER_SCATTER, ConvConfig, implicit_gemm_default
 from sparse_ops.conv.gather_scatter import GatherGemmScatter
 from sparse_ops.kmap.kernel_map import KernelMap
-
-
-@functools.cache
-def triton_available() -> bool:
-    """Whether Triton can be imported (it is an optional, GPU-side dependency)."""
-    try:
-        import triton  # noqa: F401
-    except ImportError:
-        return False
-    return True
+from sparse_ops.utils import triton_available
 
 
 def default_config(device: torch.device, dtype: torch.dtype, in_channels: int, out_channels: int) -> ConvConfig:

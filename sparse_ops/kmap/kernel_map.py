@@ -15,7 +15,7 @@ import torch
 
 from sparse_ops.kmap.capacity import active_plan
 from sparse_ops.kmap.geometry import ConvGeometry
-from sparse_ops.utils import decode_coords, device_constant, encode_coords, linear_strides
+from sparse_ops.utils import decode_coords, device_constant, encode_coords, linear_strides, triton_available
 
 # Upper bound on (kernel offsets x sites) handled at once, to bound temporary memory.
 _CANDIDATES_PER_CHUNK = 1 << 22
@@ -340,23 +340,36 @@ def _identity_offset(geometry: ConvGeometry) -> int:
 def _build_submanifold_tables(
     indices: torch.Tensor, spatial_shape: tuple[int, ...], geometry: ConvGeometry, batch_size: int | None = None
 ) -> KernelMap:
-    """Submanifold neighbour tables with one sorted search for every offset at once: no per-offset
-    loop and no device sync. For odd kernels the input-major table is the output-major one with its
-    offsets mirrored."""
+    """Submanifold neighbour tables by searching every offset's neighbour keys among the sorted site keys: no
+    per-offset loop and no device sync (on CUDA one Triton kernel). For odd kernels the input-major table is the
+    output-major one with its offsets mirrored."""
     num_sites = indices.shape[0]
-    num_offsets = geometry.kernel_volume
     sorted_keys, order, key_deltas = _sorted_site_keys(indices, spatial_shape, geometry, batch_size)
-    source = torch.full((num_offsets, num_sites), -1, dtype=torch.long, device=indices.device)
+    if indices.is_cuda and triton_available():  # one kernel instead of ~10 passes over [K, N] temporaries
+        from sparse_ops.kmap.triton_search import neighbor_table
+
+        run_length = geometry.kernel_size[-1] if geometry.dilation[-1] == 1 else 1
+        forward = neighbor_table(sorted_keys, order, key_deltas, run_length, PADDING_KEY)
+    else:
+        forward = _neighbor_table(sorted_keys, order, key_deltas)
+    odd = all(k % 2 == 1 for k in geometry.kernel_size)
+    backward = forward.flip(1).contiguous() if odd else _invert_table(forward, num_sites)
+    return _submanifold_map(indices, spatial_shape, geometry, tables=NeighborTables(forward, backward))
+
+
+def _neighbor_table(sorted_keys: torch.Tensor, order: torch.Tensor, key_deltas: torch.Tensor) -> torch.Tensor:
+    """``[N, K]`` int32: the row of each site's neighbour through each offset, or -1 (torch ops, any device;
+    :func:`sparse_ops.kmap.triton_search.neighbor_table` is the one-kernel GPU version)."""
+    num_sites, num_offsets = sorted_keys.shape[0], key_deltas.shape[0]
+    source = torch.full((num_offsets, num_sites), -1, dtype=torch.long, device=sorted_keys.device)
     if num_sites:
         queries = sorted_keys.unsqueeze(0) + key_deltas.unsqueeze(1)  # [K, N] in sorted-site order
         position = torch.searchsorted(sorted_keys, queries).clamp_(max=num_sites - 1)
         found = (sorted_keys[position] == queries) & (sorted_keys != PADDING_KEY)  # padding rows have no neighbours
         source = torch.where(found, order[position], source)
-    forward = torch.empty((num_sites, num_offsets), dtype=torch.int32, device=indices.device)
+    forward = torch.empty((num_sites, num_offsets), dtype=torch.int32, device=sorted_keys.device)
     forward[order] = source.t().int()
-    odd = all(k % 2 == 1 for k in geometry.kernel_size)
-    backward = forward.flip(1).contiguous() if odd else _invert_table(forward, num_sites)
-    return _submanifold_map(indices, spatial_shape, geometry, tables=NeighborTables(forward, backward))
+    return forward
 
 
 def _invert_table(table: torch.Tensor, num_sources: int) -> torch.Tensor:

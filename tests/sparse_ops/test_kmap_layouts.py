@@ -8,7 +8,7 @@ import torch
 from hypothesis import given, settings
 
 from sparse_ops.kmap import build_kernel_map
-from sparse_ops.kmap.kernel_map import PADDING_KEY, sort_keys
+from sparse_ops.kmap.kernel_map import PADDING_KEY, _neighbor_table, _sorted_site_keys, sort_keys
 from tests.sparse_ops.cases import case_conv, case_tensor, conv_cases
 
 
@@ -57,3 +57,24 @@ def test_sort_keys_matches_torch_sort_with_padding_keys_last(key_bound):
     sorted_keys, order = sort_keys(keys, key_bound)
     assert sorted_keys.dtype == torch.int64 and torch.equal(sorted_keys, torch.sort(keys).values)
     assert torch.equal(keys[order], sorted_keys) and (sorted_keys[-50:] == PADDING_KEY).all()
+
+
+@settings(max_examples=15, deadline=None)
+@given(case=conv_cases())
+def test_triton_neighbor_search_matches_the_torch_tables(case):
+    """The one-kernel GPU neighbour search (run here in Triton's interpreter without a GPU) against the torch
+    builder, with padding rows, on every dilation (runs of consecutive offsets only at dilation 1)."""
+    pytest.importorskip("triton")
+    from sparse_ops.kmap.triton_search import neighbor_table
+
+    x = case_tensor(case)
+    geometry = case_conv(case, subm=True).geometry
+    indices = torch.cat([x.indices, torch.full((3, x.indices.shape[1]), -1, dtype=torch.int32)])  # padding rows
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    sorted_keys, order, deltas = _sorted_site_keys(indices.to(device), x.spatial_shape, geometry, x.batch_size)
+    expected = _neighbor_table(sorted_keys, order, deltas)
+    run_length = geometry.kernel_size[-1] if geometry.dilation[-1] == 1 else 1
+    for run in {run_length, 1}:
+        table = neighbor_table(sorted_keys, order, deltas, run, PADDING_KEY)
+        assert table.dtype == torch.int32 and torch.equal(table, expected)
+    assert (expected[-3:] == -1).all()
