@@ -16,7 +16,7 @@ from dataclasses import fields
 
 import torch
 
-from sparse_ops.conv.config import GATHER_SCATTER, ConvConfig
+from sparse_ops.conv.config import GATHER_SCATTER, ConvConfig, fitted_tile
 from sparse_ops.conv.functional import triton_available
 
 TILE_FIELDS = ("block_m", "block_n", "block_k", "num_warps", "num_stages", "wgrad_row_blocks")
@@ -29,8 +29,8 @@ TimeOf = Callable[[ConvConfig], "float | None"]
 
 def _tile_sizes(channels: int, options: Sequence[int]) -> list[int]:
     """The two largest of ``options`` that do not exceed ``channels`` rounded up to a power of two
-    (at least the smallest option: ``tl.dot`` needs 16)."""
-    cap = max(options[0], 1 << max(channels - 1, 0).bit_length())
+    (at least 16: ``tl.dot`` needs it)."""
+    cap = fitted_tile(channels, max(options))
     return [size for size in options if size <= cap][-2:]
 
 

@@ -159,8 +159,9 @@ def _tune_group(
     # the untuned configuration of the group's widest layer (layers sharing a map rarely differ in their tiles)
     default = default_config(group.device, group.dtype, group.in_channels, group.out_channels)
     # tune()'s own candidate set: the grid is searched, then the untuned default competes with the grid's best,
-    # so tuning never picks something slower than not tuning. Searched as a candidate, a default off the grid
-    # (32-wide tiles on 16 channels) would be the start of its dataflow with no neighbours to descend to.
+    # so tuning never picks something slower than not tuning. The fitted default lies on the grid (time_of memoises,
+    # so it is timed once); a default off the grid, searched as a candidate, would be the start of its dataflow
+    # with no neighbours to descend to.
     baseline = candidates is None
     if candidates is None:
         candidates = candidate_configs(group.in_channels, group.out_channels, group.device, group.dtype, mode)

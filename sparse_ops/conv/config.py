@@ -42,7 +42,7 @@ class ConvConfig:
 GATHER_SCATTER = ConvConfig()
 
 
-def _fitted_tile(channels: int, cap: int) -> int:
+def fitted_tile(channels: int, cap: int) -> int:
     """The power of two >= ``channels`` (at least 16, ``tl.dot``'s minimum), at most ``cap``."""
     return min(cap, max(16, 1 << max(channels - 1, 0).bit_length()))
 
@@ -53,5 +53,5 @@ def implicit_gemm_default(in_channels: int, out_channels: int) -> ConvConfig:
     the autotuner chose exactly these tiles for 5 of its 8 layer groups and differed in one or two fields (rows,
     stages) on the others; the former fixed 64 x 32 x 32 tiles were up to 1.7x slower than its choices."""
     return ConvConfig(
-        "implicit_gemm", block_m=64, block_n=_fitted_tile(out_channels, 64), block_k=_fitted_tile(in_channels, 32)
+        "implicit_gemm", block_m=64, block_n=fitted_tile(out_channels, 64), block_k=fitted_tile(in_channels, 32)
     )
