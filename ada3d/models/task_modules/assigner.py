@@ -92,8 +92,8 @@ class Max3DIoUAssigner:
                 claims = torch.zeros_like(overlaps, dtype=torch.bool)
                 claims[torch.arange(num_gts, device=claims.device), gt_argmax] = True
             claims &= ((gt_max >= self.min_pos_iou) & (gt_max > 0))[:, None]
-            numbers = torch.arange(1, num_gts + 1, device=claims.device)[:, None]
-            claimant = (claims * numbers).max(dim=0).values  # the last box claiming each anchor, 0 if none
+            box, anchor = claims.nonzero(as_tuple=True)  # few claims: each box ties at its best IoU
+            claimant = torch.zeros_like(gt_inds).scatter_reduce_(0, anchor, box + 1, "amax")  # the last box, 0 if none
             gt_inds = torch.where(claimant > 0, claimant, gt_inds)
         labels = torch.full_like(gt_inds, -1)
         if gt_labels is not None:
