@@ -89,8 +89,18 @@ def test_cyclic_schedule_rises_tenfold_then_decays():
     assert rates[-1] < 0.0018 * 1e-2
 
 
-def test_tiny_schedule_is_one_cycle_over_300_iterations():
+def test_tiny_schedule_is_one_cycle_over_600_iterations():
     rates = learning_rates(TINY, epoch_length=1)
-    assert len(rates) == 300
-    assert max(rates) == pytest.approx(0.003, rel=1e-3) and 100 <= rates.index(max(rates)) <= 130
+    assert len(rates) == 600
+    assert max(rates) == pytest.approx(0.003, rel=1e-3) and 230 <= rates.index(max(rates)) <= 250
     assert rates[0] < 0.003 / 10 and rates[-1] < 0.003 / 1000
+
+
+def test_tiny_pipeline_keeps_gt_sampling_and_flip_without_noise_or_global_rotation():
+    cfg = Config.fromfile(TINY)
+    steps = [step["type"] for step in cfg.train_dataloader.dataset.dataset.pipeline]
+    assert steps[:4] == ["LoadPointsFromFile", "LoadAnnotations3D", "ObjectSample", "RandomFlip3D"]
+    assert "ObjectNoise" not in steps and "GlobalRotScaleTrans" not in steps
+    sampler = cfg.train_dataloader.dataset.dataset.pipeline[2]["db_sampler"]
+    assert sampler["info_path"] == "data/synthkitti/kitti_dbinfos_train.pkl"
+    assert cfg.randomness == dict(seed=0)
