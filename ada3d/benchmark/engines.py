@@ -117,7 +117,9 @@ def set_tf32(enabled: bool) -> None:
     """Allow (or forbid) TF32 tensor-core math for fp32 in every engine.
 
     torch's matmul and cuDNN flags cover our kernels; spconv ignores them and reads its own
-    ``spconv.constants.SPCONV_ALLOW_TF32`` (default False), set here too when spconv is loaded.
+    ``spconv.constants.SPCONV_ALLOW_TF32`` (default False), set here too when spconv is loaded. spconv reads
+    its flag at the first convolution of each problem shape and keeps that choice, so call this before
+    spconv's first run (measured on an H100: switched later, spconv's output stayed bitwise IEEE fp32).
     """
     torch.backends.cuda.matmul.allow_tf32 = enabled
     torch.backends.cudnn.allow_tf32 = enabled
