@@ -224,7 +224,7 @@ def benchmark_model(
     """:func:`benchmark_frame` on every frame, with a progress bar; ``cuda_graphs``: also through one
     GraphedDetector for all frames (off CUDA it replays padded execution eagerly instead of graphs)."""
     model.eval()
-    graphed = GraphedDetector(model, capture=device.type == "cuda") if cuda_graphs else None
+    graphed = GraphedDetector(model, capture=device.type == "cuda", copy_outputs=False) if cuda_graphs else None
     run = ModelRun(label, data)
     for frame in tqdm(frames, desc=f"{label} on {data}", unit="frame", leave=False):
         run.frames.append(benchmark_frame(model, frame, device, warmup, repeats, graphed))

@@ -48,7 +48,9 @@ class Engine:
         """An ``eval()``, ``no_grad`` forward over ``batch``, returning the BEV map."""
         self.module.eval()
         features = batch.features.to(dtype)
-        forward = CudaGraphRunner(self.module.forward, self.module.sparse_shape) if self.cuda_graphs else self.module
+        forward = self.module
+        if self.cuda_graphs:  # the output is the graph's buffer, as a deployment (TensorRT) hands out its bindings
+            forward = CudaGraphRunner(self.module.forward, self.module.sparse_shape, copy_outputs=False)
 
         def run() -> torch.Tensor:
             with torch.no_grad():

@@ -41,6 +41,31 @@ def test_graphed_encoder_matches_eager_on_real_scans(frames, dtype):
     assert runner.num_captures == captures
 
 
+def test_outputs_without_copy_are_the_graph_buffers_and_use_less_memory(frames):
+    from ada3d.benchmark.sparse_encoder import build_encoder
+
+    encoder = build_encoder(torch.device("cuda"), torch.float16).eval()
+    features, coors = frames[0]
+    features = features.half()
+    peaks = {}
+    with torch.no_grad():
+        eager = encoder(features, coors, 1)
+        for copy in (True, False):
+            runner = CudaGraphRunner(encoder.forward, encoder.sparse_shape, copy_outputs=copy)
+            first = runner(features, coors, 1)
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats()
+            before = torch.cuda.memory_allocated()
+            second = runner(features, coors, 1)
+            torch.cuda.synchronize()
+            peaks[copy] = torch.cuda.max_memory_allocated() - before
+            assert torch.equal(second, eager)
+            assert (second.data_ptr() == first.data_ptr()) is not copy  # no copy: the same static buffer
+            del runner, first, second
+    output_bytes = eager.numel() * eager.element_size()  # 17 MB: SECOND's BEV map in fp16
+    assert peaks[True] >= output_bytes and peaks[False] < output_bytes / 16, peaks  # the replay itself: input checks
+
+
 def test_overflowing_capacity_is_recaptured_and_exact(frames):
     from ada3d.benchmark.sparse_encoder import build_encoder
 

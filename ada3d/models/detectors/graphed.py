@@ -40,15 +40,19 @@ class GraphedDetector:
             need a new GraphedDetector.
         capture: False runs the same padded execution eagerly (any device; see :class:`CudaGraphRunner`).
         margin, bucket_bits, max_graphs: :class:`CudaGraphRunner`'s, for every part.
+        copy_outputs: :class:`CudaGraphRunner`'s, for the 2D part (the head's maps): False hands out the graph's
+            own buffers, overwritten by the next frame. The 3D part never copies: its output goes straight into
+            the 2D part (Ada3D's records are copied, as they outlive the frame in ``model.last_pruning``).
     """
 
     def __init__(
         self,
         model: VoxelNet,
         capture: bool = True,
-        margin: float = 1.3,
+        margin: float = 1.1,
         bucket_bits: int = 3,
         max_graphs: int = 8,
+        copy_outputs: bool = True,
     ) -> None:
         if not isinstance(model, VoxelNet):
             raise TypeError(f"GraphedDetector runs a VoxelNet or Ada3DVoxelNet, got {type(model).__name__}")
@@ -58,10 +62,11 @@ class GraphedDetector:
         self.adaptive = isinstance(model, Ada3DVoxelNet)
         self._runner_args = dict(margin=margin, bucket_bits=bucket_bits, max_graphs=max_graphs, capture=capture)
         self._runners_3d: dict[tuple, CudaGraphRunner] = {}  # by Ada3D setting (one for VoxelNet)
+        args_2d = dict(self._runner_args, copy_outputs=copy_outputs)
         if self.adaptive:
-            self.runner_2d = CudaGraphRunner(self._sparse_2d, model.grid.shape, **self._runner_args)
+            self.runner_2d = CudaGraphRunner(self._sparse_2d, model.grid.shape, **args_2d)
         else:
-            self.runner_2d = CudaGraphRunner(model.encode_2d, **self._runner_args)
+            self.runner_2d = CudaGraphRunner(model.encode_2d, **args_2d)
 
     @property
     def capture(self) -> bool:
@@ -80,7 +85,7 @@ class GraphedDetector:
             setting = (model.keep_ratios_3d, model.keep_ratio_bev, model.strategy)
         if setting not in self._runners_3d:
             self._runners_3d[setting] = CudaGraphRunner(
-                self._encode_3d_rows, self.model.middle_encoder.sparse_shape, **self._runner_args
+                self._encode_3d_rows, self.model.middle_encoder.sparse_shape, copy_outputs=False, **self._runner_args
             )
         return self._runners_3d[setting]
 
@@ -95,7 +100,7 @@ class GraphedDetector:
             return output
         features, indices, records = output
         stages = (*self.model.drop_3d_stages, "bev")
-        self.model.last_pruning = [PruningRecord(stage, self.model.grid, *tensors)
+        self.model.last_pruning = [PruningRecord(stage, self.model.grid, *(t.clone() for t in tensors))
                                    for stage, tensors in zip(stages, records)]  # fmt: skip
         valid = indices[:, 0] >= 0  # the kept pixels come first, padding rows after them
         return SparseTensor(features[valid], indices[valid], self.model.grid.shape, batch_size, validate=False)
