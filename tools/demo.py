@@ -28,7 +28,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--data", default="data/synthkitti", help="the synthetic dataset (the config's data root)")
     parser.add_argument("--frames", type=int, default=400, help="frames to simulate (3/4 train, 1/4 val)")
     parser.add_argument("--seed", type=int, default=0, help="simulator seed")
-    parser.add_argument("--iters", type=int, default=None, help="training iterations (default: the config's 300)")
+    parser.add_argument("--iters", type=int, default=None, help="training iterations (default: the config's 600)")
     parser.add_argument("--work-dir", default="work_dirs/demo", help="logs and checkpoints")
     parser.add_argument("--config", default=CONFIG)
     parser.add_argument("--no-ada3d", action="store_true", help="stop after the dense SECOND")
