@@ -19,9 +19,10 @@ model = dict(
 )
 
 # A short schedule learns far faster without SECOND's per-object noise (ObjectNoise) and global rotation /
-# scaling (GlobalRotScaleTrans), which pay off only over tens of epochs: on the demo's 300 training frames, 600
-# iterations reached Car 3D AP_R40 moderate 53-67 without them (four runs) and 9 with them; dropping only one of
-# the two gave 13 and 18; GT sampling and the flip help and stay (docs/benchmarks.md, "The tiny CPU config").
+# scaling (GlobalRotScaleTrans), which pay off only over tens of epochs: on the demo's 300 training frames,
+# 600 iterations reached Car 3D AP_R40 moderate 53-67 without them (three H100 runs; 57.4 in the seeded CPU
+# demo) and 9 with them; dropping only one of the two gave 13 and 18; GT sampling and the flip help and stay
+# (docs/benchmarks.md, "The tiny CPU config").
 point_cloud_range = [0, -40, -3, 70.4, 40, 1]
 train_pipeline = [
     dict(type="LoadPointsFromFile", coord_type="LIDAR", load_dim=4, use_dim=4),

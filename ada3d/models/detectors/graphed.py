@@ -90,7 +90,8 @@ class GraphedDetector:
         return self._runners_3d[setting]
 
     def encode_3d(self, voxels: dict) -> torch.Tensor | SparseTensor:
-        """``model.encode_3d(voxels)`` through a graph (see the class docstring)."""
+        """``model.encode_3d(voxels)`` through a graph (see the class docstring). For a VoxelNet the BEV map is the
+        graph's own buffer, overwritten by the next frame of the same size bucket."""
         missing = [key for key in HARD_VOXEL_KEYS if key not in voxels]
         if missing:
             raise ValueError(f"GraphedDetector needs hard voxels {HARD_VOXEL_KEYS}; missing {missing}")
