@@ -487,13 +487,14 @@ def _build_strided_map(
 
 
 def number_distinct(
-    keys: torch.Tensor, valid: torch.Tensor, capacity: int | None, key_bound: int | None = None
+    keys: torch.Tensor, valid: torch.Tensor | None, capacity: int | None, key_bound: int | None = None
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Number the distinct valid ``keys`` in sorted order (a sort-based, sync-free ``unique``).
 
     Args:
         keys: ``[M]`` int64 non-negative keys (e.g. :func:`~sparse_ops.utils.encode_coords`).
-        valid: ``[M]`` bool, the keys that count (padding rows, candidates outside the grid do not).
+        valid: ``[M]`` bool, the keys that count (padding rows, candidates outside the grid do not); None when
+            the keys that do not count already hold :data:`PADDING_KEY`.
         capacity: number of output rows to allocate; None: exactly the distinct count (one device sync).
         key_bound: every valid key is below it (:func:`sort_keys` then sorts 31-bit keys as int32); None: unknown.
 
@@ -502,7 +503,9 @@ def number_distinct(
         key's output row; ``capacity`` where invalid or past the capacity) and the exact count as a 0-d device
         tensor.
     """
-    sorted_keys, order = sort_keys(torch.where(valid, keys, PADDING_KEY), key_bound)  # invalid keys sort last
+    if valid is not None:
+        keys = torch.where(valid, keys, PADDING_KEY)
+    sorted_keys, order = sort_keys(keys, key_bound)  # invalid keys sort last
     present = sorted_keys != PADDING_KEY
     first = torch.ones_like(present)
     first[1:] = sorted_keys[1:] != sorted_keys[:-1]
@@ -527,11 +530,17 @@ def _build_strided_tables(
     num_sites = indices.shape[0]
     device = indices.device
     out_shape = geometry.output_shape(spatial_shape)
-    valid, key, offset = _strided_candidates(indices, out_shape, geometry)
+    if indices.is_cuda and triton_available() and len(out_shape) in (2, 3):  # one kernel instead of ~30 launches
+        from sparse_ops.kmap.triton_candidates import strided_candidates
+
+        key, offset = strided_candidates(indices, out_shape, geometry, PADDING_KEY)
+    else:
+        valid, key, offset = _strided_candidates(indices, out_shape, geometry)
+        key = key.where(valid, PADDING_KEY)
     plan = active_plan()
     capacity = None if plan is None else plan.next_capacity()
     key_bound = _key_bound(batch_size, out_shape)
-    unique_keys, ids, count = number_distinct(key.flatten(), valid.flatten(), capacity, key_bound)
+    unique_keys, ids, count = number_distinct(key.flatten(), None, capacity, key_bound)
     if plan is not None:
         plan.record(count)
     num_out = unique_keys.shape[0]

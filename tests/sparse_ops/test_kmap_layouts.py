@@ -8,7 +8,7 @@ import torch
 from hypothesis import given, settings
 
 from sparse_ops.kmap import build_kernel_map
-from sparse_ops.kmap.kernel_map import PADDING_KEY, _neighbor_table, _sorted_site_keys, sort_keys
+from sparse_ops.kmap.kernel_map import PADDING_KEY, _neighbor_table, _sorted_site_keys, _strided_candidates, sort_keys
 from tests.sparse_ops.cases import case_conv, case_tensor, conv_cases
 
 
@@ -78,3 +78,23 @@ def test_triton_neighbor_search_matches_the_torch_tables(case):
         table = neighbor_table(sorted_keys, order, deltas, run, PADDING_KEY)
         assert table.dtype == torch.int32 and torch.equal(table, expected)
     assert (expected[-3:] == -1).all()
+
+
+@settings(max_examples=25, deadline=None)
+@given(case=conv_cases())
+def test_triton_strided_candidates_match_the_torch_candidates(case):
+    """The one-kernel GPU candidates of a strided conv (in Triton's interpreter without a GPU) against the torch
+    version, with padding rows, on every stride / padding / dilation the cases draw."""
+    pytest.importorskip("triton")
+    from sparse_ops.kmap.triton_candidates import strided_candidates
+
+    x = case_tensor(case)
+    geometry = case_conv(case).geometry
+    indices = torch.cat([x.indices, torch.full((3, x.indices.shape[1]), -1, dtype=torch.int32)])  # padding rows
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    out_shape = geometry.output_shape(x.spatial_shape)
+    valid, key, offset = _strided_candidates(indices.to(device), out_shape, geometry)
+    triton_key, triton_offset = strided_candidates(indices.to(device), out_shape, geometry, PADDING_KEY)
+    assert torch.equal(triton_key, key.where(valid, PADDING_KEY))
+    assert torch.equal(triton_offset.where(valid, -1), offset.where(valid, -1))  # offsets matter where they land
+    assert (triton_key[:, -3:] == PADDING_KEY).all()
