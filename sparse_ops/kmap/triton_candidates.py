@@ -13,6 +13,7 @@ import torch
 import triton
 import triton.language as tl
 
+from sparse_ops.kmap.geometry import ConvGeometry
 from sparse_ops.utils import linear_strides
 
 _BLOCK = 256
@@ -90,14 +91,15 @@ def _strided_candidates_kernel(
     tl.store(offset_ptr + target, offset, mask=in_range)
 
 
-def strided_candidates(indices: torch.Tensor, out_shape: tuple[int, ...], geometry, padding_key: int
-                       ) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+def strided_candidates(
+    indices: torch.Tensor, out_shape: tuple[int, ...], geometry: ConvGeometry, padding_key: int
+) -> tuple[torch.Tensor, torch.Tensor]:
     """The candidates of :func:`sparse_ops.kmap.kernel_map._strided_candidates` for 2D or 3D sites.
 
     Args:
         indices: ``[N, 1 + D]`` int32 ``(b, *coords)``, rows of batch -1 are padding.
         out_shape: the output grid.
-        geometry: the conv's :class:`~sparse_ops.kmap.geometry.ConvGeometry`.
+        geometry: the conv's geometry (kernel size, stride, padding, dilation per dimension).
         padding_key: the key of candidates that land nowhere.
 
     Returns:
