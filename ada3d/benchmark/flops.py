@@ -13,6 +13,10 @@ Counted layers and their multiply-adds:
   (those also skip the outputs next to, but outside, the active set).
 * ``nn.Linear``: ``rows x in_features x out_features``.
 
+A module that runs its child convs' weights itself (e.g. ``Anchor3DHead``'s 1x1 branches, stacked into one conv)
+declares them with ``fused_conv_calls(inputs, output)``, a list of ``(child name, conv, input, output)``: they count as
+those convs called on those tensors.
+
 Biases, normalisation, activations, pooling and indexing are not counted (they are a few percent of a
 SECOND-style detector). Counts are grouped by the model's top-level children (``voxel_encoder``,
 ``middle_encoder``, ``backbone``, ``neck``, ``bbox_head``, an Ada3D predictor, ...).
@@ -106,6 +110,8 @@ class FlopCounter:
         for name, module in self.model.named_modules():
             if isinstance(module, (SparseConvolution, nn.Linear, *_CONVS, *_TRANSPOSED_CONVS)):
                 self._handles.append(module.register_forward_hook(self._hook(name)))
+            if hasattr(module, "fused_conv_calls"):
+                self._handles.append(module.register_forward_hook(self._fused_hook(name)))
         return self
 
     def __exit__(self, *exc) -> None:
@@ -123,6 +129,13 @@ class FlopCounter:
             else:
                 flops = dense_conv_flops(module, x, output, self.dense_convs)
             self.by_layer[name] += flops
+
+        return count
+
+    def _fused_hook(self, name: str):
+        def count(module: nn.Module, inputs: tuple, output) -> None:
+            for child, conv, x, y in module.fused_conv_calls(inputs, output):
+                self.by_layer[f"{name}.{child}" if name else child] += dense_conv_flops(conv, x, y, self.dense_convs)
 
         return count
 

@@ -147,10 +147,9 @@ class Anchor3DHead(nn.Module):
 
     def _init_weights(self) -> None:
         prior_probability = 0.01
-        for conv in (self.conv_cls, self.conv_reg, self.conv_dir_cls):
-            if conv is not None:
-                nn.init.normal_(conv.weight, std=0.01)
-                nn.init.zeros_(conv.bias)
+        for conv in self._branches():
+            nn.init.normal_(conv.weight, std=0.01)
+            nn.init.zeros_(conv.bias)
         nn.init.constant_(self.conv_cls.bias, -math.log((1 - prior_probability) / prior_probability))
 
     def forward(self, features: Sequence[torch.Tensor]) -> AnchorHeadOutputs:
@@ -158,11 +157,34 @@ class Anchor3DHead(nn.Module):
         if len(features) != self.prior_generator.num_levels:
             raise ValueError(f"Anchor3DHead got {len(features)} feature maps, its anchor generator has "
                              f"{self.prior_generator.num_levels} levels")
+        # the 1x1 branches run as one conv of their stacked weights: one read of the feature map instead of three
+        # (on two CPU cores this saves ~0.14 s per iteration of the tiny SECOND: mkldnn's 1x1 convs with few output
+        # channels cost nearly as much as the stacked one); FlopCounter counts them through fused_conv_calls
+        branches = self._branches()
+        weight = torch.cat([conv.weight for conv in branches])
+        bias = torch.cat([conv.bias for conv in branches])
+        widths = [conv.out_channels for conv in branches]
+        outputs = [torch.split(nn.functional.conv2d(x, weight, bias), widths, dim=1) for x in features]
         return AnchorHeadOutputs(
-            [self.conv_cls(x) for x in features],
-            [self.conv_reg(x) for x in features],
-            [self.conv_dir_cls(x) for x in features] if self.use_direction_classifier else None,
+            [out[0] for out in outputs],
+            [out[1] for out in outputs],
+            [out[2] for out in outputs] if self.use_direction_classifier else None,
         )
+
+    def _branches(self) -> list[nn.Conv2d]:
+        return [conv for conv in (self.conv_cls, self.conv_reg, self.conv_dir_cls) if conv is not None]
+
+    def fused_conv_calls(
+        self, inputs: tuple, outputs: AnchorHeadOutputs
+    ) -> list[tuple[str, nn.Conv2d, torch.Tensor, torch.Tensor]]:
+        """``(name, conv, input, output)`` of every branch conv that :meth:`forward` ran through its stacked
+        weights instead of calling the module (:class:`ada3d.benchmark.flops.FlopCounter` counts these)."""
+        (features,) = inputs
+        names = ["conv_cls", "conv_reg", "conv_dir_cls"]
+        maps = [outputs.cls_scores, outputs.bbox_preds, outputs.dir_cls_preds]
+        return [(name, conv, x, per_level[level])
+                for name, conv, per_level in zip(names, self._branches(), maps)
+                for level, x in enumerate(features)]  # fmt: skip
 
     # ----------------------------------------------------------------------------------- layout
     def anchors(self, featmap_sizes: Sequence[Sequence[int]], device: torch.device) -> torch.Tensor:

@@ -124,6 +124,10 @@ def test_dense_voxelnet_groups_by_stage_and_matches_the_second_formula():
     # stage 2 at stride 2 (64 -> 128, then 3 x 128 -> 128), all 3x3
     expected = 2 * 9 * (100 * 88 * (128 * 64 + 3 * 64 * 64) + 50 * 44 * (64 * 128 + 3 * 128 * 128))
     assert flops.by_module["backbone"] == expected
+    # the head's three 1x1 branches run as one stacked conv but count as themselves: 6 anchors per cell x
+    # (3 classes + 7 box deltas + 2 direction bins) output channels over 64 + 64 = 128 input channels at 0.4 m
+    assert flops.by_layer["bbox_head.conv_cls"] == 2 * 200 * 176 * 128 * 18
+    assert flops.by_module["bbox_head"] == 2 * 200 * 176 * 128 * 6 * (3 + 7 + 2)
     # fewer points, fewer voxels: the sparse encoder does less work (the dense BEV backbone does not)
     half = voxel_batch([points[points[:, 0] < 30][::2]], [0.1, 0.1, 0.2])
     fewer = _count(model, half).by_module

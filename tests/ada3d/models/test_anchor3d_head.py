@@ -158,3 +158,20 @@ def test_nms_score_threshold_and_caps():
     assert len(capped.bboxes_3d) == 1
     (small_removed,) = head.predict_by_feat(outputs, dict(TEST_CFG, min_bbox_size=5.0))
     assert len(small_removed.bboxes_3d) == 0
+
+
+@pytest.mark.parametrize("direction", [True, False])
+def test_stacked_branches_equal_the_separate_convs(direction):
+    """forward runs the 1x1 branches as one conv of their stacked weights: the same maps as calling each conv."""
+    torch.manual_seed(0)
+    head = car_head(use_direction_classifier=direction)
+    for conv in head._branches():
+        torch.nn.init.normal_(conv.bias)
+    features = [torch.randn(2, 8, 9, 20, dtype=torch.float64)]
+    head = head.double()
+    outputs = head(features)
+    separate = [head.conv_cls, head.conv_reg] + ([head.conv_dir_cls] if direction else [])
+    fused = [outputs.cls_scores, outputs.bbox_preds] + ([outputs.dir_cls_preds] if direction else [])
+    assert (outputs.dir_cls_preds is not None) == direction
+    for conv, maps in zip(separate, fused):
+        torch.testing.assert_close(maps[0], conv(features[0]), rtol=1e-12, atol=1e-12)
