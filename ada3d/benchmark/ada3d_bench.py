@@ -237,7 +237,7 @@ def profile_parts(
     """Torch-profiler tables of ``encode_3d`` and ``encode_2d`` of ``model`` (eval mode) on ``frame``: eager, or with
     ``cuda_graphs`` replayed through a :class:`GraphedDetector` (the device kernels inside the graphs are listed)."""
     model.eval()
-    graphed = GraphedDetector(model, capture=device.type == "cuda") if cuda_graphs else None
+    graphed = GraphedDetector(model, capture=device.type == "cuda", copy_outputs=False) if cuda_graphs else None
     encode_3d = graphed.encode_3d if graphed is not None else model.encode_3d
     encode_2d = graphed.encode_2d if graphed is not None else model.encode_2d
     with torch.no_grad():

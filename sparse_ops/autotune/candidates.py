@@ -17,7 +17,7 @@ from dataclasses import fields
 import torch
 
 from sparse_ops.conv.config import GATHER_SCATTER, ConvConfig, fitted_tile
-from sparse_ops.conv.functional import triton_available
+from sparse_ops.utils import triton_available
 
 TILE_FIELDS = ("block_m", "block_n", "block_k", "num_warps", "num_stages", "wgrad_row_blocks")
 SEARCHES = ("descent", "exhaustive")

@@ -33,8 +33,9 @@ from sparse_ops.autotune import (
 )
 from sparse_ops.conv import ConvConfig
 from sparse_ops.conv.config import implicit_gemm_default
-from sparse_ops.conv.functional import default_config, triton_available
+from sparse_ops.conv.functional import default_config
 from sparse_ops.nn import SparseConv3d, SparseConvolution, SparseInverseConv3d, SparseSequential, SubMConv3d
+from sparse_ops.utils import triton_available
 from tests.sparse_ops.cases import random_sparse_tensor
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
@@ -385,7 +386,7 @@ def test_candidate_set_depends_on_device_dtype_and_channels():
     cuda = torch.device("cuda")  # only the device type is read: no GPU needed
     assert candidate_configs(64, 64, torch.device("cpu"), torch.float32) == [GS]
     wide = candidate_configs(64, 64, cuda, torch.float16)
-    if not sparse_ops.conv.functional.triton_available():
+    if not triton_available():
         assert wide == [GS]
         return
     assert candidate_configs(64, 64, cuda, torch.float64) == [GS]
@@ -404,7 +405,7 @@ def test_untuned_default_fits_its_tiles_to_the_channels():
     cuda = torch.device("cuda")  # only the device type is read: no GPU needed
     assert default_config(torch.device("cpu"), torch.float32, 64, 64) == GS
     assert default_config(cuda, torch.float64, 64, 64) == GS
-    if not sparse_ops.conv.functional.triton_available():
+    if not triton_available():
         return
     tiles = {
         (channels_in, channels_out): (config.dataflow, config.block_m, config.block_n, config.block_k)
