@@ -115,17 +115,8 @@ class CudaGraphRunner:
             raise RuntimeError("CudaGraphRunner is for inference: call it under torch.no_grad() / inference_mode()")
         inputs = (features,) if indices is None else (features, indices, *extras)
         self._check(inputs, batch_size)
-        signature = tuple((t.dtype, tuple(t.shape[1:])) for t in inputs)
-        if indices is None:
-            key = (tuple(features.shape), None, signature)
-        else:
-            key = (self.bucket(features.shape[0]), batch_size, signature)
-        captured = self.captures.get(key)
-        if captured is None:
-            captured = self.captures[key] = self._capture(key, inputs)
-            while len(self.captures) > self.max_graphs:
-                self.captures.popitem(last=False)
-        self.captures.move_to_end(key)
+        key = self._key(inputs, batch_size)
+        captured = self._captured(key, inputs)
         while True:
             self._load(captured, inputs)
             self._replay(captured, batch_size)
@@ -134,6 +125,23 @@ class CudaGraphRunner:
                 return _map_tensors(torch.Tensor.clone, captured.output) if self.copy_outputs else captured.output
             # Counts after an overflowing output saw truncated inputs: relearn all of them from this frame.
             captured = self.captures[key] = self._capture(key, inputs, captured.capacities)
+
+    def _key(self, inputs: tuple[torch.Tensor, ...], batch_size: int | None) -> tuple:
+        """The graph key of ``inputs``: (bucket or dense shape, batch size, dtypes and trailing shapes)."""
+        signature = tuple((t.dtype, tuple(t.shape[1:])) for t in inputs)
+        if len(inputs) == 1:
+            return (tuple(inputs[0].shape), None, signature)
+        return (self.bucket(inputs[0].shape[0]), batch_size, signature)
+
+    def _captured(self, key: tuple, inputs: tuple[torch.Tensor, ...]) -> _Captured:
+        """The capture for ``key`` (captured from ``inputs`` if new), marked most recently used."""
+        captured = self.captures.get(key)
+        if captured is None:
+            captured = self.captures[key] = self._capture(key, inputs)
+            while len(self.captures) > self.max_graphs:
+                self.captures.popitem(last=False)
+        self.captures.move_to_end(key)
+        return captured
 
     def _check(self, inputs: tuple[torch.Tensor, ...], batch_size: int | None) -> None:
         if len(inputs) == 1:
@@ -194,20 +202,8 @@ class CudaGraphRunner:
         """Capture ``forward`` for ``key`` with capacities learned from ``inputs`` (exact counts with the margin),
         at least ``floor`` (the capacities of the graph this one replaces)."""
         batch_size = key[1]
-        if len(inputs) == 1:
-            static = (inputs[0].clone(),)
-        else:
-            bucket, num_rows = key[0], inputs[0].shape[0]
-            static = tuple(t.new_zeros((bucket, *t.shape[1:])) for t in inputs)
-            static[1].fill_(-1)
-            for buffer, given in zip(static, inputs):
-                buffer[:num_rows].copy_(given)
-        with padded_execution(CapacityPlan()) as learning:  # exact counts, one sync each
-            self.forward(*self._arguments(static, batch_size))
-        capacities = [self._with_margin(int(count)) for count in learning.counts]
-        if floor:  # the same layers ran, so there are as many capacities as before
-            capacities = [max(capacity, smallest) for capacity, smallest in zip(capacities, floor, strict=True)]
-        self.num_captures += 1
+        static = self._static_copy(key, inputs)
+        capacities = self._learn_capacities(static, batch_size, floor)
         if not self.capture:
             output, counts = self._run(static, batch_size, capacities)
             return _Captured(None, static, output, tuple(capacities), counts)
@@ -220,6 +216,32 @@ class CudaGraphRunner:
         with torch.cuda.graph(graph):
             output, counts = self._run(static, batch_size, capacities)
         return _Captured(graph, static, output, tuple(capacities), counts)
+
+
+    @staticmethod
+    def _static_copy(key: tuple, inputs: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
+        """Buffers holding ``inputs``: as they are for a dense network, padded to the key's bucket for a sparse one."""
+        if len(inputs) == 1:
+            return (inputs[0].detach().clone(),)
+        bucket, num_rows = key[0], inputs[0].shape[0]
+        static = tuple(t.new_zeros((bucket, *t.shape[1:])) for t in inputs)
+        static[1].fill_(-1)
+        for buffer, given in zip(static, inputs):
+            buffer[:num_rows].copy_(given)
+        return static
+
+    def _learn_capacities(
+        self, static: tuple[torch.Tensor, ...], batch_size: int | None, floor: Sequence[int]
+    ) -> list[int]:
+        """One exact padded run (no grad, one sync per data-dependent output): its counts with the margin, at
+        least ``floor`` (the capacities of the graph a new one replaces). Counts this as a capture."""
+        with torch.no_grad(), padded_execution(CapacityPlan()) as learning:
+            self.forward(*self._arguments(static, batch_size))
+        capacities = [self._with_margin(int(count)) for count in learning.counts]
+        if floor:  # the same layers ran, so there are as many capacities as before
+            capacities = [max(capacity, smallest) for capacity, smallest in zip(capacities, floor, strict=True)]
+        self.num_captures += 1
+        return capacities
 
 
 def _map_tensors(fn: Callable[[torch.Tensor], torch.Tensor], tree: Output) -> Output:

@@ -145,12 +145,16 @@ class _ScatterToGrid(torch.autograd.Function):
             grid = features.new_zeros((grids, *spatial_shape, channels))
             grid[sites] = features
         ctx.sites, ctx.channels_first = sites, channels_first
+        ctx.padding = grids > batch_size
         return grid[:batch_size]
 
     @staticmethod
     def backward(ctx, grad_grid):
         grad = grad_grid.movedim(1, -1) if ctx.channels_first else grad_grid
-        return grad[ctx.sites], None, None, None, None
+        grad_features = grad[ctx.sites]
+        if ctx.padding:  # padding rows read the last batch through index -1: their output was cut off, so 0
+            grad_features = torch.where(ctx.sites[0].unsqueeze(1) >= 0, grad_features, 0)
+        return grad_features, None, None, None, None
 
 
 def _validate(

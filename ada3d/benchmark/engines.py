@@ -1,8 +1,9 @@
 """The engines a benchmark compares, all running the same encoder weights on the same inputs.
 
 * ``ours``: sparse_ops, eager PyTorch (inference and training);
-* ``ours+graphs``: sparse_ops inference replayed through :class:`sparse_ops.graphs.CudaGraphRunner`
-  (CUDA only; training stays eager, so this engine has no training time);
+* ``ours+graphs``: sparse_ops replayed through CUDA graphs (CUDA only): inference through
+  :class:`sparse_ops.graphs.CudaGraphRunner`, training through :class:`sparse_ops.graph_training.CudaGraphTrainer`
+  (forward and backward graphs; the loss and autograd's accumulation into ``.grad`` stay eager);
 * ``spconv``: spconv v2, a twin of the encoder built by :func:`ada3d.benchmark.spconv_twin.to_spconv`.
 
 Every run starts from the raw voxel features and coordinates, so kernel-map building is timed too.
@@ -20,6 +21,7 @@ from torch import nn
 
 from ada3d.benchmark.inputs import EncoderInput
 from sparse_ops.conv import ConvConfig
+from sparse_ops.graph_training import CudaGraphTrainer
 from sparse_ops.graphs import CudaGraphRunner
 from sparse_ops.nn import SparseConvolution
 
@@ -31,18 +33,14 @@ class Engine:
     Attributes:
         name: the engine's column label.
         module: the encoder (for ``ours+graphs``, the one the graphs are captured from).
-        cuda_graphs: run inference through a CudaGraphRunner (a new one per ``inference`` call, so
-            its captures happen inside the timed function's warm-up and its memory is measured).
-        trains: whether the engine has a training time.
+        cuda_graphs: run through a CudaGraphRunner / CudaGraphTrainer (a new one per ``inference`` /
+            ``training`` call, so its captures happen inside the timed function's warm-up and its memory is
+            measured).
     """
 
     name: str
     module: nn.Module
     cuda_graphs: bool = False
-
-    @property
-    def trains(self) -> bool:
-        return not self.cuda_graphs
 
     def inference(self, batch: EncoderInput, dtype: torch.dtype) -> Callable[[], torch.Tensor]:
         """An ``eval()``, ``no_grad`` forward over ``batch``, returning the BEV map."""
@@ -63,15 +61,16 @@ class Engine:
 
         Run it inside :func:`restored_state`: train mode updates the BatchNorm running statistics.
         """
-        if not self.trains:
-            raise ValueError(f"engine {self.name} has no training path")
         self.module.train()
         self.module.zero_grad(set_to_none=True)
         features = batch.features.to(dtype)
+        forward = self.module
+        if self.cuda_graphs:
+            forward = CudaGraphTrainer(self.module, self.module.sparse_shape, copy_outputs=False)
 
         def run() -> None:
             self.module.zero_grad(set_to_none=True)
-            out = self.module(features, batch.coors, batch.batch_size)
+            out = forward(features, batch.coors, batch.batch_size)
             out.float().square().mean().backward()
 
         return run

@@ -82,7 +82,7 @@ def run_scenario(
     repeats: int = 5,
     tf32: bool = False,
 ) -> ScenarioRun:
-    """Time every engine's inference (and training, where it has one) on every batch of ``scenario``.
+    """Time every engine's inference and training on every batch of ``scenario``.
 
     The engines must hold the scenario's encoder in ``DTYPES[dtype]`` on ``device``. Per batch, the
     outputs of one inference of each engine are compared first, then each engine is timed alone.
@@ -121,10 +121,8 @@ def _run_batch(
     result = BatchResult(batch.name, batch.num_points, len(batch.coors))
     for engine in engines:
         inference = measure(engine.inference(batch, dtype), device, warmup, repeats)
-        training = None
-        if engine.trains:
-            with restored_state(engine.module):
-                training = measure(engine.training(batch, dtype), device, warmup, repeats)
+        with restored_state(engine.module):
+            training = measure(engine.training(batch, dtype), device, warmup, repeats)
         result.engines[engine.name] = EngineResult(inference, training, differences[engine.name])
     return result
 

@@ -13,7 +13,9 @@ output count depends on the data. While a :class:`CapacityPlan` is active:
   :func:`scatter_rows`) and records its exact count with ``plan.record``.
 
 ``sparse_ops.graphs.CudaGraphRunner`` sets up padded execution; networks only consume the plan.
-Padded execution is for inference: padding rows would enter training-mode batch statistics.
+In training, BatchNorm applied through ``SparseSequential`` / ``sparse_ops.nn.apply_to_features`` takes its
+batch statistics over the real rows only, so padded training equals unpadded training
+(``sparse_ops.graph_training.CudaGraphTrainer``).
 """
 
 from __future__ import annotations

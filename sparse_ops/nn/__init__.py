@@ -10,6 +10,7 @@ from sparse_ops.nn.conv import (
     SubMConv3d,
 )
 from sparse_ops.nn.module import SparseModule
+from sparse_ops.nn.norm import apply_to_features, masked_batch_norm
 from sparse_ops.nn.pool import SparseMaxPool, SparseMaxPool2d, SparseMaxPool3d
 from sparse_ops.nn.sequential import SparseSequential, ToDense
 
@@ -27,4 +28,6 @@ __all__ = [
     "SubMConv2d",
     "SubMConv3d",
     "ToDense",
+    "apply_to_features",
+    "masked_batch_norm",
 ]

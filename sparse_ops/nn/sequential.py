@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from sparse_ops.nn.module import SparseModule
+from sparse_ops.nn.norm import apply_to_features
 from sparse_ops.tensor import SparseTensor
 
 
@@ -14,7 +15,8 @@ class SparseSequential(SparseModule, nn.Sequential):
 
     Sparse modules (sparse convs, pools, nested SparseSequentials) get the SparseTensor; any other
     module (``BatchNorm1d``, ``ReLU``, ``Dropout``, ``Linear`` ...) is applied to its ``[N, C]``
-    features. After a :class:`ToDense`, later modules receive the dense tensor unchanged.
+    features (:func:`~sparse_ops.nn.norm.apply_to_features`: a training BatchNorm skips padding rows). After
+    a :class:`ToDense`, later modules receive the dense tensor unchanged.
     """
 
     def forward(self, x: SparseTensor | torch.Tensor) -> SparseTensor | torch.Tensor:
@@ -22,7 +24,7 @@ class SparseSequential(SparseModule, nn.Sequential):
             if isinstance(module, SparseModule) or not isinstance(x, SparseTensor):
                 x = module(x)
             else:
-                x = x.replace_feature(module(x.features))
+                x = x.replace_feature(apply_to_features(module, x))
         return x
 
 

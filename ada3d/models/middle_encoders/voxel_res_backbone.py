@@ -10,7 +10,7 @@ from torch import nn
 from ada3d.models.layers import build_norm_layer, make_sparse_convmodule
 from ada3d.registry import MODELS
 from sparse_ops import SparseTensor
-from sparse_ops.nn import SparseConvolution, SparseModule, SparseSequential, SubMConv3d
+from sparse_ops.nn import SparseConvolution, SparseModule, SparseSequential, SubMConv3d, apply_to_features
 
 
 class SparseBasicBlock(SparseModule):
@@ -34,9 +34,9 @@ class SparseBasicBlock(SparseModule):
 
     def forward(self, x):
         out = self.conv1(x)
-        out = out.replace_feature(self.relu(self.bn1(out.features)))
+        out = out.replace_feature(self.relu(apply_to_features(self.bn1, out)))
         out = self.conv2(out)
-        return out.replace_feature(self.relu(self.bn2(out.features) + x.features))
+        return out.replace_feature(self.relu(apply_to_features(self.bn2, out) + x.features))
 
 
 @MODELS.register_module()
