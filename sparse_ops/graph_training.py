@@ -88,11 +88,11 @@ class CudaGraphTrainer(CudaGraphRunner):
         captured = self._captured(key, inputs)
         buffers = list(self.module.buffers())
         while True:
-            self._load(captured, inputs)
             if captured.forward_graph is None:
                 _copy_all(captured.saved_buffers, buffers)
                 captured.output, captured.counts = self._run(self._padded(key, inputs), batch_size, captured.capacities)
             else:
+                self._load(captured, inputs)
                 captured.forward_graph.replay()  # saves the buffers first, then runs the forward
             counts = captured.counts.tolist()  # the one sync: did every data-dependent output fit?
             if all(count <= capacity for count, capacity in zip(counts, captured.capacities)):

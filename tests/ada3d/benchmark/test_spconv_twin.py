@@ -26,11 +26,12 @@ def test_voxel_res_backbone_twin_matches_ours(one_thread):
     from ada3d.benchmark.spconv_twin import import_spconv
 
     spconv = import_spconv()
+    # spconv's CUDA build (the GPU machine's) runs its implicit GEMM on CUDA tensors only; its CPU package on CPU.
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    torch.backends.cuda.matmul.allow_tf32 = False
     shape = (41, 24, 24)
     encoder = seeded_encoder(
-        lambda: VoxelResBackBone8x(5, shape, channels=(8, 8, 16, 16), output_channels=16),
-        torch.device("cpu"),
-        torch.float32,
+        lambda: VoxelResBackBone8x(5, shape, channels=(8, 8, 16, 16), output_channels=16), device, torch.float32
     ).eval()
     twin = to_spconv(encoder, spconv).eval()
     assert twin.sparse_tensor_type is spconv.SparseConvTensor
@@ -41,8 +42,9 @@ def test_voxel_res_backbone_twin_matches_ours(one_thread):
     assert twin.state_dict().keys() == encoder.state_dict().keys()
 
     x = random_sparse_tensor(shape, 2, 5, 0.04, seed=0, dtype=torch.float32)
+    features, indices = x.features.to(device), x.indices.to(device)
     with torch.no_grad():
-        ours = encoder(x.features, x.indices, 2)
-        theirs = twin(x.features, x.indices, 2)
+        ours = encoder(features, indices, 2)
+        theirs = twin(features, indices, 2)
     assert ours.abs().max() > 0
     torch.testing.assert_close(ours, theirs, rtol=1e-5, atol=1e-5 * float(theirs.abs().max()))
