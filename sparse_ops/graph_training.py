@@ -144,9 +144,8 @@ class CudaGraphTrainer(CudaGraphRunner):
         torch.cuda.current_stream().wait_stream(stream)
         _copy_all(buffers, before)
         forward_graph, backward_graph = torch.cuda.CUDAGraph(), torch.cuda.CUDAGraph()
-        saved = [b.clone() for b in buffers]
         with torch.cuda.graph(forward_graph):
-            _copy_all(saved, buffers)
+            _copy_all(before, buffers)  # each replay first saves the buffers into ``before``
             output, counts = self._run(static, batch_size, capacities)
         outputs = _flatten(output)
         grad_outputs = tuple(torch.empty_like(o) for o in outputs)
@@ -155,7 +154,7 @@ class CudaGraphTrainer(CudaGraphRunner):
         output = _map_tensors(torch.Tensor.detach, output)  # keep no autograd node of the capture alive
         return _TrainingCapture(
             forward_graph, backward_graph, static, output, tuple(o.detach() for o in outputs), grad_outputs,
-            grads, capacities, counts, saved,
+            grads, capacities, counts, before,
         )  # fmt: skip
 
 

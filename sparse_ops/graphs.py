@@ -217,7 +217,6 @@ class CudaGraphRunner:
             output, counts = self._run(static, batch_size, capacities)
         return _Captured(graph, static, output, tuple(capacities), counts)
 
-
     @staticmethod
     def _static_copy(key: tuple, inputs: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
         """Buffers holding ``inputs``: as they are for a dense network, padded to the key's bucket for a sparse one."""

@@ -31,9 +31,8 @@ def apply_to_features(module: nn.Module, x: SparseTensor) -> torch.Tensor:
         NotImplementedError: for a ``SyncBatchNorm`` in padded training (its statistics would need the
             real-row counts of every rank).
     """
-    if not (isinstance(module, _BatchNorm) and module.training and active_plan() is not None):
-        return module(x.features)
-    if not isinstance(x, SparseTensor):
+    padded_training = isinstance(module, _BatchNorm) and module.training and active_plan() is not None
+    if not (padded_training and isinstance(x, SparseTensor)):
         return module(x.features)
     if isinstance(module, nn.SyncBatchNorm):
         raise NotImplementedError(

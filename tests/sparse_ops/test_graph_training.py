@@ -20,6 +20,11 @@ from tests.conftest import KITTI_DEMO_ROOT
 from tests.sparse_ops.cases import random_sparse_tensor
 
 
+@pytest.fixture(autouse=True)
+def _ieee(ieee_fp32):
+    """Every test here in IEEE fp32 (see tests/conftest.py)."""
+
+
 @pytest.mark.parametrize("momentum", [0.1, None])
 def test_masked_batch_norm_equals_batch_norm_on_the_real_rows(momentum):
     generator = torch.Generator().manual_seed(0)
@@ -212,7 +217,6 @@ def frames():
 def _twins_on_cuda(dtype: torch.dtype, count: int = 2) -> list[nn.Module]:
     from ada3d.benchmark.sparse_encoder import build_encoder
 
-    torch.backends.cuda.matmul.allow_tf32 = False
     modules = [build_encoder(torch.device("cuda"), dtype).train() for _ in range(count)]
     for module in modules[1:]:
         module.load_state_dict(modules[0].state_dict())

@@ -22,13 +22,12 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
-def test_voxel_res_backbone_twin_matches_ours(one_thread):
+def test_voxel_res_backbone_twin_matches_ours(one_thread, ieee_fp32):
     from ada3d.benchmark.spconv_twin import import_spconv
 
     spconv = import_spconv()
     # spconv's CUDA build (the GPU machine's) runs its implicit GEMM on CUDA tensors only; its CPU package on CPU.
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    torch.backends.cuda.matmul.allow_tf32 = False
     shape = (41, 24, 24)
     encoder = seeded_encoder(
         lambda: VoxelResBackBone8x(5, shape, channels=(8, 8, 16, 16), output_channels=16), device, torch.float32
