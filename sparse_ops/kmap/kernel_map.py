@@ -1,7 +1,8 @@
 """Kernel maps: which input site feeds which output site through which kernel offset.
 
-Built with sorting and binary search in torch, so the same code runs on CPU and GPU and no
-Python loop visits individual sites (the only loops run over chunks of kernel offsets).
+Built with sorting and binary search in torch, or, for neighbour tables on small grids, with a dense
+index grid, so the same code runs on CPU and GPU and no Python loop visits individual sites (the only
+loops run over chunks of kernel offsets).
 """
 
 from __future__ import annotations
@@ -22,6 +23,11 @@ _CANDIDATES_PER_CHUNK = 1 << 22
 # Key of padding rows (batch index -1, see kmap/capacity.py) and of invalid candidates: sorts last.
 PADDING_KEY = torch.iinfo(torch.int64).max
 _INT32_MAX = torch.iinfo(torch.int32).max
+# Largest key bound (grid cells, batch included) numbered through a dense grid instead of a sort: a grid costs a
+# fill and a scan over every cell whatever the site count, at most 16 MiB as int32 here, which on a GPU is cheaper
+# than the many kernels of a radix sort. Ada3D's BEV grid (batch x 200 x 176) and its last 3D encoder layers fit;
+# full-resolution 3D grids (~10^8 cells per sample) are sorted.
+GRID_MAX_CELLS = 1 << 22
 
 
 @dataclass(frozen=True, eq=False)
@@ -197,8 +203,9 @@ def build_kernel_map(
             device syncs, for GPUs) first; default by device (tables in padded execution). The other
             layout is derived on demand.
         batch_size: more than the largest batch index in ``indices`` (a SparseTensor's ``batch_size``). With it,
-            site keys that fit 31 bits are sorted as int32 (:func:`sort_keys`: half the radix passes on a GPU);
-            None sorts them as int64. The map is the same either way.
+            the tables layout numbers keys through a dense grid when it has at most :data:`GRID_MAX_CELLS` cells,
+            and site keys that fit 31 bits are sorted as int32 (:func:`sort_keys`: half the radix passes on a
+            GPU); None sorts them as int64. The map is the same either way.
 
     Returns:
         A :class:`KernelMap`. Submanifold maps keep ``indices`` as outputs. Strided maps create an
@@ -238,6 +245,11 @@ def sort_keys(keys: torch.Tensor, key_bound: int | None = None) -> tuple[torch.T
 def _key_bound(batch_size: int | None, shape: Sequence[int]) -> int | None:
     """One past the largest key :func:`~sparse_ops.utils.encode_coords` gives ``batch_size`` samples on ``shape``."""
     return None if batch_size is None else batch_size * math.prod(shape)
+
+
+def _grid_applies(key_bound: int | None) -> bool:
+    """Whether keys below ``key_bound`` are numbered through a dense grid of ``key_bound + 1`` cells (not sorted)."""
+    return key_bound is not None and key_bound <= GRID_MAX_CELLS
 
 
 def _offset_chunks(num_offsets: int, num_sites: int) -> list[tuple[int, int]]:
@@ -312,13 +324,20 @@ def _sorted_site_keys(
     """Site keys on the grid padded by the kernel radius, sorted (with the sorting order), and the
     key offset of every kernel offset: a neighbour's key is the site's key plus that offset, and an
     out-of-grid neighbour can never alias an existing site. Padding rows get a key that matches no query."""
-    device = indices.device
-    radius = [k // 2 * d for k, d in zip(geometry.kernel_size, geometry.dilation)]
-    padded_shape = [s + 2 * r for s, r in zip(spatial_shape, radius)]
-    keys = encode_coords(indices, padded_shape, offset=radius)
-    site_keys = torch.where(indices[:, 0] >= 0, keys, PADDING_KEY)  # padding rows sort last
+    site_keys, padded_shape = _padded_site_keys(indices, spatial_shape, geometry)
     sorted_keys, order = sort_keys(site_keys, _key_bound(batch_size, padded_shape))
-    return sorted_keys, order, _key_deltas(geometry, tuple(padded_shape), device)
+    return sorted_keys, order, _key_deltas(geometry, padded_shape, indices.device)
+
+
+def _padded_site_keys(
+    indices: torch.Tensor, spatial_shape: tuple[int, ...], geometry: ConvGeometry
+) -> tuple[torch.Tensor, tuple[int, ...]]:
+    """``[N]`` int64 site keys on the grid padded by the kernel radius (:data:`PADDING_KEY` for padding rows, so
+    they sort last), and that padded shape: every neighbour key stays inside its own sample's padded block."""
+    radius = [k // 2 * d for k, d in zip(geometry.kernel_size, geometry.dilation)]
+    padded_shape = tuple(s + 2 * r for s, r in zip(spatial_shape, radius))
+    keys = encode_coords(indices, padded_shape, offset=radius)
+    return torch.where(indices[:, 0] >= 0, keys, PADDING_KEY), padded_shape
 
 
 def _key_deltas(geometry: ConvGeometry, padded_shape: tuple[int, ...], device: torch.device) -> torch.Tensor:
@@ -340,21 +359,54 @@ def _identity_offset(geometry: ConvGeometry) -> int:
 def _build_submanifold_tables(
     indices: torch.Tensor, spatial_shape: tuple[int, ...], geometry: ConvGeometry, batch_size: int | None = None
 ) -> KernelMap:
-    """Submanifold neighbour tables by searching every offset's neighbour keys among the sorted site keys: no
-    per-offset loop and no device sync (on CUDA one Triton kernel). For odd kernels the input-major table is the
-    output-major one with its offsets mirrored."""
+    """Submanifold neighbour tables, no per-offset loop and no device sync: looked up in a dense grid of site rows
+    when ``batch_size`` is given and the padded grid has at most :data:`GRID_MAX_CELLS` cells
+    (:func:`_grid_neighbor_table`), else by searching every offset's neighbour keys among the sorted site keys
+    (on CUDA one Triton kernel). For odd kernels the input-major table is the output-major one with its offsets
+    mirrored."""
     num_sites = indices.shape[0]
-    sorted_keys, order, key_deltas = _sorted_site_keys(indices, spatial_shape, geometry, batch_size)
-    if indices.is_cuda and triton_available():  # one kernel instead of ~10 passes over [K, N] temporaries
-        from sparse_ops.kmap.triton_search import neighbor_table
-
-        run_length = geometry.kernel_size[-1] if geometry.dilation[-1] == 1 else 1
-        forward = neighbor_table(sorted_keys, order, key_deltas, run_length, PADDING_KEY)
+    site_keys, padded_shape = _padded_site_keys(indices, spatial_shape, geometry)
+    key_deltas = _key_deltas(geometry, padded_shape, indices.device)
+    key_bound = _key_bound(batch_size, padded_shape)
+    if _grid_applies(key_bound):
+        forward = _grid_neighbor_table(site_keys, key_deltas, key_bound)
     else:
-        forward = _neighbor_table(sorted_keys, order, key_deltas)
+        forward = _searched_neighbor_table(site_keys, key_deltas, key_bound, geometry)
     odd = all(k % 2 == 1 for k in geometry.kernel_size)
     backward = forward.flip(1).contiguous() if odd else _invert_table(forward, num_sites)
     return _submanifold_map(indices, spatial_shape, geometry, tables=NeighborTables(forward, backward))
+
+
+def _grid_neighbor_table(site_keys: torch.Tensor, key_deltas: torch.Tensor, key_bound: int) -> torch.Tensor:
+    """``[N, K]`` int32 neighbour table (as :func:`_neighbor_table`) through a dense ``[key_bound + 1]`` int32 grid
+    holding each cell's site row or -1: one fill, one scatter, one gather, no sort.
+
+    Args:
+        site_keys: ``[N]`` int64 keys below ``key_bound``, :data:`PADDING_KEY` for padding rows (which scatter -1
+            to the spare last cell and query only it, so they have no neighbours and are nobody's).
+        key_deltas: ``[K]`` int64 key offset of each kernel offset (:func:`_key_deltas`).
+        key_bound: one past the largest key of the padded grid.
+    """
+    real = (site_keys != PADDING_KEY).unsqueeze(1)  # [N, 1]
+    cells = site_keys.where(real.squeeze(1), key_bound)
+    rows = torch.arange(site_keys.shape[0], dtype=torch.int32, device=site_keys.device).where(real.squeeze(1), -1)
+    grid = torch.full((key_bound + 1,), -1, dtype=torch.int32, device=site_keys.device)
+    grid[cells] = rows
+    return grid[(cells.unsqueeze(1) + key_deltas).where(real, key_bound)]
+
+
+def _searched_neighbor_table(
+    site_keys: torch.Tensor, key_deltas: torch.Tensor, key_bound: int | None, geometry: ConvGeometry
+) -> torch.Tensor:
+    """``[N, K]`` int32 neighbour table by sorting ``site_keys`` (:func:`_padded_site_keys`) and binary-searching
+    every neighbour key among them (on CUDA one Triton kernel instead of ~10 passes over ``[K, N]`` temporaries)."""
+    sorted_keys, order = sort_keys(site_keys, key_bound)
+    if site_keys.is_cuda and triton_available():
+        from sparse_ops.kmap.triton_search import neighbor_table
+
+        run_length = geometry.kernel_size[-1] if geometry.dilation[-1] == 1 else 1
+        return neighbor_table(sorted_keys, order, key_deltas, run_length, PADDING_KEY)
+    return _neighbor_table(sorted_keys, order, key_deltas)
 
 
 def _neighbor_table(sorted_keys: torch.Tensor, order: torch.Tensor, key_deltas: torch.Tensor) -> torch.Tensor:
@@ -489,20 +541,49 @@ def _build_strided_map(
 def number_distinct(
     keys: torch.Tensor, valid: torch.Tensor | None, capacity: int | None, key_bound: int | None = None
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Number the distinct valid ``keys`` in sorted order (a sort-based, sync-free ``unique``).
+    """Number the distinct valid ``keys`` in sorted order (a sync-free ``unique``): through a dense grid of
+    ``key_bound + 1`` cells when ``key_bound`` is at most :data:`GRID_MAX_CELLS`, else by sorting the keys.
 
     Args:
         keys: ``[M]`` int64 non-negative keys (e.g. :func:`~sparse_ops.utils.encode_coords`).
         valid: ``[M]`` bool, the keys that count (padding rows, candidates outside the grid do not); None when
             the keys that do not count already hold :data:`PADDING_KEY`.
         capacity: number of output rows to allocate; None: exactly the distinct count (one device sync).
-        key_bound: every valid key is below it (:func:`sort_keys` then sorts 31-bit keys as int32); None: unknown.
+        key_bound: every valid key is below it (small bounds use the grid, and :func:`sort_keys` sorts 31-bit keys
+            as int32); None: unknown.
 
     Returns:
-        ``distinct [capacity]`` (the sorted distinct keys, :data:`PADDING_KEY` past the count), ``ids [M]`` (each
-        key's output row; ``capacity`` where invalid or past the capacity) and the exact count as a 0-d device
-        tensor.
+        ``distinct [capacity]`` int64 (the sorted distinct keys, :data:`PADDING_KEY` past the count), ``ids [M]``
+        int64 (each key's output row; ``capacity`` where invalid or past the capacity) and the exact count as a
+        0-d int64 device tensor.
     """
+    if _grid_applies(key_bound):
+        return _distinct_by_grid(keys, valid, capacity, key_bound)
+    return _distinct_by_sort(keys, valid, capacity, key_bound)
+
+
+def _distinct_by_grid(
+    keys: torch.Tensor, valid: torch.Tensor | None, capacity: int | None, key_bound: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """:func:`number_distinct` through a ``[key_bound + 1]`` bool occupancy grid (the last cell absorbs invalid
+    keys): a key's row is the number of occupied cells before its own."""
+    cells = keys.clamp(max=key_bound)  # PADDING_KEY: the spare cell
+    if valid is not None:
+        cells = cells.where(valid, key_bound)
+    occupied = torch.zeros(key_bound + 1, dtype=torch.bool, device=keys.device).index_fill_(0, cells, True)
+    count = occupied[:-1].sum()
+    capacity = int(count) if capacity is None else capacity
+    rank = torch.cumsum(occupied, 0, dtype=torch.int32)[cells].long() - 1  # [M]
+    ids = rank.where(cells < key_bound, capacity).clamp_(max=capacity)
+    distinct = torch.full((capacity + 1,), PADDING_KEY, dtype=torch.int64, device=keys.device)
+    distinct[ids] = cells  # duplicates write the same key; invalid keys and ranks past the capacity: spare slot
+    return distinct[:capacity], ids, count
+
+
+def _distinct_by_sort(
+    keys: torch.Tensor, valid: torch.Tensor | None, capacity: int | None, key_bound: int | None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """:func:`number_distinct` by sorting: a key's row is the number of distinct keys sorted before it."""
     if valid is not None:
         keys = torch.where(valid, keys, PADDING_KEY)
     sorted_keys, order = sort_keys(keys, key_bound)  # invalid keys sort last
@@ -524,7 +605,8 @@ def _build_strided_tables(
     indices: torch.Tensor, spatial_shape: tuple[int, ...], geometry: ConvGeometry, batch_size: int | None = None
 ) -> KernelMap:
     """Neighbour tables of a strided conv. Invalid candidates get a sentinel key that sorts last, so
-    one sort numbers the outputs without masking. The output count costs one device sync, except in
+    one sort numbers the outputs without masking (:func:`number_distinct`: a dense grid instead of the sort when
+    ``batch_size`` is given and the output grid is small). The output count costs one device sync, except in
     padded execution (kmap/capacity.py), where the plan fixes the capacity and outputs past the
     count become padding rows."""
     num_sites = indices.shape[0]
