@@ -40,7 +40,7 @@ def candidate_configs(
     """The configurations worth timing for a group whose widest layer is ``in_channels -> out_channels``.
 
     On CUDA with Triton (fp16 / bf16 / fp32): gather-scatter plus both implicit-GEMM dataflows over
-    ``block_m`` {32, 64, 128}, ``block_n`` {16, 32, 64} and ``block_k`` {16, 32} (the two largest that
+    ``block_m`` {32, 64, 128}, ``block_n`` {16, 32, 64, 128} and ``block_k`` {16, 32} (the two largest that
     the channels fill), ``num_warps`` {2, 4, 8}, ``num_stages`` {2, 3} and, in training (it only
     shapes the weight-gradient kernel), ``wgrad_row_blocks`` {4, 8, 16}. Elsewhere only gather-scatter:
     Triton's CPU interpreter is for correctness, never for speed, and fp64 has no fast ``tl.dot``.
@@ -51,7 +51,7 @@ def candidate_configs(
     grid = itertools.product(
         ("implicit_gemm", "implicit_gemm_sorted"),
         (32, 64, 128),
-        _tile_sizes(out_channels, (16, 32, 64)),
+        _tile_sizes(out_channels, (16, 32, 64, 128)),
         _tile_sizes(in_channels, (16, 32)),
         (2, 4, 8),
         (2, 3),
