@@ -15,7 +15,8 @@ Counted layers and their multiply-adds:
 
 A module that runs its child convs' weights itself (e.g. ``Anchor3DHead``'s 1x1 branches, stacked into one conv)
 declares them with ``fused_conv_calls(inputs, output)``, a list of ``(child name, conv, input, output)``: they count as
-those convs called on those tensors.
+those convs called on those tensors, or, for an input that is a SparseTensor or a SparseBevMap (Ada3D's sparse neck
+and head), on its active pixels (:func:`active_rows_conv_flops`).
 
 Biases, normalisation, activations, pooling and indexing are not counted (they are a few percent of a
 SECOND-style detector). Counts are grouped by the model's top-level children (``voxel_encoder``,
@@ -31,6 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ada3d.structures.sparse_bev_map import SparseBevMap
 from sparse_ops.nn.conv import SparseConvolution
 from sparse_ops.tensor import SparseTensor
 
@@ -74,6 +76,15 @@ def dense_conv_flops(conv: nn.Module, x: torch.Tensor, y: torch.Tensor, mode: st
     else:
         pairs = y.shape[0] * math.prod(y.shape[2:]) * math.prod(conv.kernel_size)
     return 2 * pairs * per_pair
+
+
+def active_rows_conv_flops(conv: nn.Module, x: SparseTensor | SparseBevMap) -> int:
+    """FLOPs of a dense conv whose kernel windows do not overlap (a 1x1 conv, a transposed conv with kernel =
+    stride) run on the active pixels of ``x`` only: each feeds one full window, ``2 x pixels x prod(kernel) x
+    C_in x C_out / groups`` (a :class:`SparseBevMap`'s single background vector is not counted)."""
+    rows = x.rows if isinstance(x, SparseBevMap) else x
+    pixels = int((rows.indices[:, 0] >= 0).sum())
+    return 2 * pixels * math.prod(conv.kernel_size) * conv.in_channels * conv.out_channels // conv.groups
 
 
 def linear_flops(linear: nn.Linear, x: torch.Tensor) -> int:
@@ -135,7 +146,11 @@ class FlopCounter:
     def _fused_hook(self, name: str):
         def count(module: nn.Module, inputs: tuple, output) -> None:
             for child, conv, x, y in module.fused_conv_calls(inputs, output):
-                self.by_layer[f"{name}.{child}" if name else child] += dense_conv_flops(conv, x, y, self.dense_convs)
+                if isinstance(x, (SparseTensor, SparseBevMap)):
+                    flops = active_rows_conv_flops(conv, x)
+                else:
+                    flops = dense_conv_flops(conv, x, y, self.dense_convs)
+                self.by_layer[f"{name}.{child}" if name else child] += flops
 
         return count
 

@@ -17,8 +17,10 @@ from ada3d.models.adaptive.pruning_record import PruningRecord
 from ada3d.models.adaptive.spatial_filter import STRATEGIES
 from ada3d.models.backbones.sparse_second import SparseSECOND
 from ada3d.models.detectors.voxelnet import VoxelNet
+from ada3d.models.necks.sparse_second_fpn import SparseSECONDFPN
 from ada3d.registry import MODELS
 from ada3d.structures import Det3DDataSample
+from ada3d.structures.sparse_bev_map import SparseBevMap
 from sparse_ops import SparseTensor
 from sparse_ops.nn import SparseConvolution
 
@@ -147,7 +149,11 @@ class Ada3DVoxelNet(VoxelNet):
         encoded = self.middle_encoder.encode(features, voxels["coors"], voxels["batch_size"], after_stage)
         return self._drop("bev", to_bev(encoded), self.keep_ratio_bev, drop_pixels)
 
-    def encode_2d(self, bev: SparseTensor) -> list[torch.Tensor]:
+    def encode_2d(self, bev: SparseTensor) -> list[torch.Tensor | SparseBevMap]:
+        """BEV backbone and neck on the kept pixels -> the head's maps: dense, or with a :class:`SparseSECONDFPN`
+        neck behind the sparse execution, :class:`SparseBevMap` s (the neck sparse too, in eval)."""
+        if isinstance(self.neck, SparseSECONDFPN) and self.backbone.execution == "sparse":
+            return list(self.neck(self.backbone.forward_sparse(bev)))
         maps = self.backbone(bev)
         return list(self.neck(maps) if self.neck is not None else maps)
 

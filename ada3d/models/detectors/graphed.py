@@ -15,6 +15,7 @@ import torch
 from ada3d.models.adaptive.pruning_record import PruningRecord
 from ada3d.models.detectors.ada3d_voxelnet import Ada3DVoxelNet
 from ada3d.models.detectors.voxelnet import VoxelNet
+from ada3d.structures.sparse_bev_map import SparseBevMap
 from sparse_ops import SparseTensor
 from sparse_ops.graphs import CudaGraphRunner
 
@@ -62,6 +63,7 @@ class GraphedDetector:
         self.adaptive = isinstance(model, Ada3DVoxelNet)
         self._runner_args = dict(margin=margin, bucket_bits=bucket_bits, max_graphs=max_graphs, capture=capture)
         self._runners_3d: dict[tuple, CudaGraphRunner] = {}  # by Ada3D setting (one for VoxelNet)
+        self._sparse_grids: list[tuple[int, ...]] = []  # (H, W) of Ada3D's SparseBevMap levels, set by _sparse_2d
         args_2d = dict(self._runner_args, copy_outputs=copy_outputs)
         if self.adaptive:
             self.runner_2d = CudaGraphRunner(self._sparse_2d, model.grid.shape, **args_2d)
@@ -106,12 +108,12 @@ class GraphedDetector:
         valid = indices[:, 0] >= 0  # the kept pixels come first, padding rows after them
         return SparseTensor(features[valid], indices[valid], self.model.grid.shape, batch_size, validate=False)
 
-    def encode_2d(self, bev: torch.Tensor | SparseTensor) -> list[torch.Tensor]:
-        """``model.encode_2d(bev)`` through a graph."""
+    def encode_2d(self, bev: torch.Tensor | SparseTensor) -> list[torch.Tensor | SparseBevMap]:
+        """``model.encode_2d(bev)`` through a graph (a :class:`SparseBevMap` keeps the graph's padding rows)."""
         if self.adaptive:
             if not isinstance(bev, SparseTensor):
                 raise TypeError(f"Ada3D's 2D part takes the kept BEV pixels as a SparseTensor, got {type(bev)}")
-            return self.runner_2d(bev.features, bev.indices, bev.batch_size)
+            return self._sparse_maps(self.runner_2d(bev.features, bev.indices, bev.batch_size), bev.batch_size)
         return self.runner_2d(bev)
 
     def extract_feat(self, inputs: dict) -> list[torch.Tensor]:
@@ -129,6 +131,17 @@ class GraphedDetector:
         records = tuple((r.occupied, r.kept, r.scores, r.sites_before, r.sites_after) for r in self.model.last_pruning)
         return output.features, output.indices, records
 
-    def _sparse_2d(self, features: torch.Tensor, indices: torch.Tensor, batch_size: int) -> list[torch.Tensor]:
+    def _sparse_2d(self, features: torch.Tensor, indices: torch.Tensor, batch_size: int) -> list:
+        """Ada3D's 2D part on (padded) rows; a :class:`SparseBevMap` level leaves the graph as the tensors
+        ``(features, indices, background)`` (a runner's outputs are tensor trees)."""
         bev = SparseTensor(features, indices, self.model.grid.shape, batch_size, validate=False)
-        return self.model.encode_2d(bev)
+        maps = self.model.encode_2d(bev)
+        self._sparse_grids = [m.rows.spatial_shape for m in maps if isinstance(m, SparseBevMap)]  # fixed per model
+        return [(m.rows.features, m.rows.indices, m.background) if isinstance(m, SparseBevMap) else m for m in maps]
+
+    def _sparse_maps(self, maps: list, batch_size: int) -> list[torch.Tensor | SparseBevMap]:
+        """The 2D graph's outputs with each ``(features, indices, background)`` level back as a SparseBevMap."""
+        grids = iter(self._sparse_grids)
+        return [m if isinstance(m, torch.Tensor) else
+                SparseBevMap(SparseTensor(m[0], m[1], next(grids), batch_size, validate=False), m[2])
+                for m in maps]  # fmt: skip

@@ -13,6 +13,14 @@ from torch import nn
 from ada3d.ops.nms import multiclass_nms_bev
 from ada3d.registry import MODELS, TASK_UTILS
 from ada3d.structures import Det3DDataSample, limit_period
+from ada3d.structures.sparse_bev_map import SparseBevMap
+
+
+def _pointwise_conv(x: torch.Tensor | SparseBevMap, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """A 1x1 conv (``weight [C_out, C_in, 1, 1]``) of a dense map or a :class:`SparseBevMap`, as a dense map."""
+    if isinstance(x, SparseBevMap):
+        return x.pointwise_linear(weight, bias).dense()
+    return nn.functional.conv2d(x, weight, bias)
 
 
 class AnchorHeadOutputs(NamedTuple):
@@ -152,8 +160,11 @@ class Anchor3DHead(nn.Module):
             nn.init.zeros_(conv.bias)
         nn.init.constant_(self.conv_cls.bias, -math.log((1 - prior_probability) / prior_probability))
 
-    def forward(self, features: Sequence[torch.Tensor]) -> AnchorHeadOutputs:
-        """Per-level raw outputs for feature maps ``[B, in_channels, H, W]`` (see :class:`AnchorHeadOutputs`)."""
+    def forward(self, features: Sequence[torch.Tensor | SparseBevMap]) -> AnchorHeadOutputs:
+        """Per-level raw outputs for feature maps ``[B, in_channels, H, W]`` (see :class:`AnchorHeadOutputs`).
+
+        A level may be a :class:`SparseBevMap` (Ada3D's sparse neck): the 1x1 convs then run on its active pixels
+        and its background only, and the outputs are densified (the same maps as on its dense form)."""
         if len(features) != self.prior_generator.num_levels:
             raise ValueError(f"Anchor3DHead got {len(features)} feature maps, its anchor generator has "
                              f"{self.prior_generator.num_levels} levels")
@@ -164,7 +175,7 @@ class Anchor3DHead(nn.Module):
         weight = torch.cat([conv.weight for conv in branches])
         bias = torch.cat([conv.bias for conv in branches])
         widths = [conv.out_channels for conv in branches]
-        outputs = [torch.split(nn.functional.conv2d(x, weight, bias), widths, dim=1) for x in features]
+        outputs = [torch.split(_pointwise_conv(x, weight, bias), widths, dim=1) for x in features]
         return AnchorHeadOutputs(
             [out[0] for out in outputs],
             [out[1] for out in outputs],

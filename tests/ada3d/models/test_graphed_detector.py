@@ -12,6 +12,7 @@ from ada3d.models.adaptive.column_ops import drop_columns, drop_pixels
 from ada3d.models.adaptive.height_compression import to_bev
 from ada3d.models.detectors.graphed import GraphedDetector
 from ada3d.registry import MODELS
+from ada3d.structures.sparse_bev_map import SparseBevMap
 from sparse_ops.kmap.capacity import CapacityPlan, padded_execution
 from tests.ada3d.adaptive.host_syncs import forbid_host_syncs
 from tests.ada3d.adaptive.test_padded_column_ops import padded
@@ -49,9 +50,13 @@ CPU_TOLERANCE = 1e-12  # float64; the padded run may visit a kernel offset's pai
 GPU_TOLERANCE = 1e-5  # float32; float atomics (pooling to the importance grid) and cuDNN may reorder sums
 
 
-def assert_same_maps(maps: list[torch.Tensor], expected: list[torch.Tensor], tolerance: float) -> None:
+def assert_same_maps(maps: list, expected: list, tolerance: float) -> None:
+    """Equal maps, dense or SparseBevMap (Ada3D's sparse neck; the graphed one keeps padding rows): compared dense."""
     assert len(maps) == len(expected)
     for out, reference in zip(maps, expected):
+        assert type(out) is type(reference)
+        if isinstance(out, SparseBevMap):
+            out, reference = out.dense(), reference.dense()
         torch.testing.assert_close(out, reference, rtol=tolerance, atol=tolerance)
 
 
