@@ -18,7 +18,8 @@ class ImportancePredictor(nn.Module):
 
     One 1x1 adapter (conv, norm, ReLU) per named input brings its channels to ``hidden_channels``; one body is
     shared by all inputs: ``num_convs`` x (grouped 3x3 conv, norm, ReLU), then a 1x1 conv and a sigmoid. The input
-    is detached: the predictor's loss never reaches the detector that produced the features.
+    is detached: the predictor's loss never reaches the detector that produced the features. In eval mode each
+    BatchNorm runs as one multiply-add with its running statistics (the same function, a cheaper kernel).
 
     Args:
         in_channels: channels of each input by name, e.g. ``{'encoder_layer2': 32, 'encoder_layer3': 64,
@@ -92,8 +93,28 @@ class ImportancePredictor(nn.Module):
             raise ValueError(
                 f"ImportancePredictor input {name!r} must be [B, {expected}, H, W], got shape {tuple(features.shape)}"
             )
-        hidden = self.body(self.adapters[name](features.detach()))
+        blocks = [*self.adapters[name], *self.body]  # (conv, norm, ReLU) triples
+        hidden = features.detach()
+        for conv, norm, activation in zip(blocks[0::3], blocks[1::3], blocks[2::3]):
+            hidden = conv(hidden)
+            hidden = norm(hidden) if self.training else _inference_norm(norm, hidden)
+            hidden = activation(hidden)
         return torch.sigmoid(self.out_conv(hidden))
+
+
+def _inference_norm(norm: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """``norm(x)`` in eval mode; a BatchNorm2d runs as one multiply-add with its running statistics (on an H100,
+    cuDNN's inference BatchNorm on these NCHW grids cost ~16 us a call plus layout conversions). Its scale and
+    shift are computed per call, so new weights or statistics take effect at once; other norms run as they are."""
+    if not isinstance(norm, nn.BatchNorm2d) or not norm.track_running_stats or norm.running_var is None:
+        return norm(x)
+    scale = torch.rsqrt(norm.running_var + norm.eps)
+    if norm.affine:
+        scale = scale * norm.weight
+    shift = -norm.running_mean * scale
+    if norm.affine:
+        shift = shift + norm.bias
+    return torch.addcmul(shift.to(x.dtype)[:, None, None], x, scale.to(x.dtype)[:, None, None])
 
 
 def importance_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

@@ -94,3 +94,20 @@ def test_bad_inputs_fail_loudly():
         ImportancePredictor(IN_CHANNELS, hidden_channels=8, groups=3)
     with pytest.raises(ValueError, match="without '.'"):
         ImportancePredictor({"backbone.0": 8})
+
+
+def test_eval_runs_each_batchnorm_as_a_multiply_add_without_changing_the_output():
+    torch.manual_seed(0)
+    predictor = ImportancePredictor({"bev": 8}, hidden_channels=8, groups=2).double().eval()
+    for norm in predictor.modules():
+        if isinstance(norm, torch.nn.BatchNorm2d):  # statistics and affine parameters far from the identity
+            norm.running_mean.uniform_(-1, 1)
+            norm.running_var.uniform_(0.5, 2)
+            norm.weight.data.uniform_(0.5, 1.5)
+            norm.bias.data.uniform_(-1, 1)
+    features = torch.randn(2, 8, 9, 7, dtype=torch.float64)
+    unfolded = predictor.out_conv(predictor.body(predictor.adapters["bev"](features))).sigmoid()  # modules in turn
+    torch.testing.assert_close(predictor("bev", features), unfolded, rtol=1e-12, atol=1e-12)
+    predictor.body[1].running_var.mul_(4)  # computed per call: new statistics take effect at once
+    unfolded = predictor.out_conv(predictor.body(predictor.adapters["bev"](features))).sigmoid()
+    torch.testing.assert_close(predictor("bev", features), unfolded, rtol=1e-12, atol=1e-12)
