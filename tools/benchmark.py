@@ -106,6 +106,10 @@ def _add_ada3d_parser(commands) -> None:
                        help="fp32 tensor-core math: 'default' keeps torch's switches (cuDNN's convolutions, i.e. dense "
                        "2D backbones, in TF32; matmuls, i.e. sparse_ops' Triton GEMMs, in IEEE fp32); 'on' / 'off' "
                        "set both, so dense and sparse layers compute at the same precision")
+    ada3d.add_argument("--tune", action="store_true",
+                       help="before timing, autotune every model's sparse convs (sparse_ops.tune, inference, on the "
+                       "first frame of each source) and let cuDNN pick its fastest dense convs (cudnn.benchmark), so "
+                       "dense and Ada3D layers both run tuned")
     ada3d.add_argument("--warmup", type=int, default=2)
     ada3d.add_argument("--repeats", type=int, default=5)
     ada3d.add_argument("--cfg-options", nargs="+", action=DictAction, default=None,
@@ -151,6 +155,7 @@ def _ada3d(args: argparse.Namespace, command: str) -> int:
         profile_parts,
         report,
         run_to_json,
+        tune_detector,
     )
     from ada3d.benchmark.detector_frames import dataloader_frames, kitti_frames
     from ada3d.benchmark.engines import set_tf32
@@ -175,6 +180,11 @@ def _ada3d(args: argparse.Namespace, command: str) -> int:
             frames = dataloader_frames(cfg.val_dataloader, args.frames_per_source)
         else:
             frames = kitti_frames(args.kitti_root, class_names(cfg))[: args.frames_per_source]
+        if args.tune:
+            torch.backends.cudnn.benchmark = True
+            for model, label in models:
+                print(f"\nAutotuning {label} on {frames[0].name} ({source}):")
+                print(tune_detector(model, frames[0]).format(), flush=True)
         runs = [benchmark_model(model, frames, label, source, device, args.warmup, args.repeats, args.cuda_graphs)
                 for model, label in models]
         text = report(runs, environment(device), settings, command)
