@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from ada3d.models.adaptive.column_ops import (
+    _count,
     drop_columns,
     drop_pixels,
     occupancy,
@@ -159,3 +160,15 @@ def test_cuda_matches_cpu():
     dropped, dropped_gpu = drop_columns(x, keep), drop_columns(gpu, keep.cuda())
     assert torch.equal(dropped_gpu.indices.cpu(), dropped.indices)
     assert torch.equal(dropped_gpu.features.cpu(), dropped.features)
+
+
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="needs a CUDA device"))])  # fmt: skip
+@pytest.mark.parametrize("num_bins", [1, 4, 35200 * 3])
+def test_count_is_an_exact_fixed_size_histogram_that_ignores_the_spare_value(num_bins, device):
+    generator = torch.Generator().manual_seed(num_bins)
+    bins = torch.randint(0, num_bins + 1, (50_000,), generator=generator)  # num_bins: the ignored spare value
+    bins[:3] = torch.tensor([0, num_bins - 1, num_bins])  # both edges and the spare
+    expected = torch.bincount(bins, minlength=num_bins + 1)[:num_bins]
+    counts = _count(bins.to(device), num_bins).cpu()
+    assert counts.dtype == torch.int64 and torch.equal(counts, expected)
