@@ -32,7 +32,8 @@ class GraphedDetector:
       and, for Ada3D, the importance predictor and the drops -> the dense BEV map ``[B, C, H, W]`` (VoxelNet) or
       the kept BEV pixels (Ada3D: a 2D :class:`SparseTensor` without padding rows; ``model.last_pruning`` is set
       as after an eager ``encode_3d``).
-    * 2D: BEV -> backbone (SECOND on the dense map, SparseSECOND on the kept pixels) and neck -> the head's maps.
+    * 2D: BEV -> backbone (SECOND on the dense map, SparseSECOND on the kept pixels) and neck -> the head's maps
+      (Ada3D with a SparseSECONDFPN neck: :class:`SparseBevMap` s, padding rows included).
 
     Args:
         model: the detector, in eval mode (padded execution is inference only). Its weights are read in place, so
