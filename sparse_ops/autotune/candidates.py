@@ -4,7 +4,7 @@ The full grid (two implicit-GEMM dataflows x tile sizes x launch parameters) has
 points per group, and on a GPU every point of a new channel count costs a Triton compilation. The
 default search therefore descends instead of enumerating: it times each dataflow at its most
 default-like tiles, then, for the fastest Triton dataflow, sweeps one tile field at a time
-(``block_m``, ``block_n``, ``block_k``, ``num_warps``, ``num_stages``, ``wgrad_row_blocks``) keeping
+(``block_m``, ``block_n``, ``block_k``, ``num_warps``, ``num_stages``, ``wgrad_row_blocks``, ``split_k``) keeping
 the best value of each: about ten timings per group instead of a hundred.
 """
 
@@ -19,7 +19,7 @@ import torch
 from sparse_ops.conv.config import GATHER_SCATTER, ConvConfig, fitted_tile
 from sparse_ops.utils import triton_available
 
-TILE_FIELDS = ("block_m", "block_n", "block_k", "num_warps", "num_stages", "wgrad_row_blocks")
+TILE_FIELDS = ("block_m", "block_n", "block_k", "num_warps", "num_stages", "wgrad_row_blocks", "split_k")
 SEARCHES = ("descent", "exhaustive")
 _DEFAULTS = ConvConfig()
 
@@ -42,7 +42,8 @@ def candidate_configs(
     On CUDA with Triton (fp16 / bf16 / fp32): gather-scatter plus both implicit-GEMM dataflows over
     ``block_m`` {32, 64, 128}, ``block_n`` {16, 32, 64, 128} and ``block_k`` {16, 32} (the two largest that
     the channels fill), ``num_warps`` {2, 4, 8}, ``num_stages`` {2, 3} and, in training (it only
-    shapes the weight-gradient kernel), ``wgrad_row_blocks`` {4, 8, 16}. Elsewhere only gather-scatter:
+    shapes the weight-gradient kernel), ``wgrad_row_blocks`` {4, 8, 16}, and for the unsorted implicit GEMM
+    ``split_k`` {1, 3}. Elsewhere only gather-scatter:
     Triton's CPU interpreter is for correctness, never for speed, and fp64 has no fast ``tl.dot``.
     """
     if device.type != "cuda" or dtype == torch.float64 or not triton_available():
@@ -56,8 +57,10 @@ def candidate_configs(
         (2, 4, 8),
         (2, 3),
         row_blocks,
+        (1, 3),
     )
-    return [GATHER_SCATTER, *(ConvConfig(*values) for values in grid)]
+    tiled = [ConvConfig(*values) for values in grid if values[-1] == 1 or values[0] == "implicit_gemm"]
+    return [GATHER_SCATTER, *tiled]
 
 
 def _distance_to_default(config: ConvConfig) -> int:

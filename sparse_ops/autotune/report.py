@@ -9,13 +9,15 @@ from sparse_ops.conv.config import ConvConfig
 
 
 def describe(config: ConvConfig | None, mode: str = "inference") -> str:
-    """``implicit_gemm_sorted 64x32x32 w4 s2`` (``+ r8`` row blocks in training); ``-`` for None."""
+    """``implicit_gemm_sorted 64x32x32 w4 s2`` (``k3`` for a split K, ``r8`` row blocks in training); ``-`` for
+    None."""
     if config is None:
         return "-"
     if config.dataflow == "gather_scatter":
         return config.dataflow
     tiles = f"{config.block_m}x{config.block_n}x{config.block_k}"
     text = f"{config.dataflow} {tiles} w{config.num_warps} s{config.num_stages}"
+    text += f" k{config.split_k}" if config.split_k > 1 else ""
     return f"{text} r{config.wgrad_row_blocks}" if mode == "training" else text
 
 

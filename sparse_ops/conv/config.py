@@ -20,6 +20,9 @@ class ConvConfig:
         num_warps / num_stages: Triton launch parameters.
         wgrad_row_blocks: ``block_m``-row blocks one weight-gradient program reduces before its
             atomic add (fewer atomics vs more parallelism).
+        split_k: ``implicit_gemm`` only: each tile's (offset, channel-block) steps are split over this many
+            programs, whose fp32 partial sums are added afterwards (more programs for layers with few rows and
+            many input channels; 1 = no split).
     """
 
     dataflow: str = "gather_scatter"
@@ -29,10 +32,13 @@ class ConvConfig:
     num_warps: int = 4
     num_stages: int = 2
     wgrad_row_blocks: int = 8
+    split_k: int = 1
 
     def __post_init__(self) -> None:
         if self.dataflow not in DATAFLOWS:
             raise ValueError(f"dataflow must be one of {DATAFLOWS}, got {self.dataflow!r}")
+        if self.split_k < 1 or (self.split_k > 1 and self.dataflow != "implicit_gemm"):
+            raise ValueError(f"split_k must be >= 1, and 1 for dataflow {self.dataflow!r}; got {self.split_k}")
         for name in ("block_m", "block_n", "block_k"):
             value = getattr(self, name)
             if value < 16 or value & (value - 1):

@@ -28,21 +28,25 @@ def _gather_gemm(source: torch.Tensor, matrices: torch.Tensor, nmap: NeighborMap
         matrices: ``[K, C_in, C_out]`` in any strides (a permuted view of the weight), same dtype as ``source``.
     """
     num_rows, out_channels = nmap.num_rows, matrices.shape[2]
-    out = source.new_empty((num_rows, out_channels))
+    splits = config.split_k
+    if splits > 1:  # fp32 partial sums, added below
+        out = source.new_empty((splits, num_rows, out_channels), dtype=torch.float32)
+    else:
+        out = source.new_empty((num_rows, out_channels))
     if num_rows == 0:
-        return out
+        return out.sum(0).to(source.dtype) if splits > 1 else out
     sorted_rows = config.dataflow == "implicit_gemm_sorted" and nmap.bitmask is not None
     order, tile_masks = nmap.sorted_tiles(config.block_m) if sorted_rows else (nmap.nbr, nmap.nbr)  # unused if unsorted
-    grid = (triton.cdiv(num_rows, config.block_m), triton.cdiv(out_channels, config.block_n))
+    grid = (triton.cdiv(num_rows, config.block_m), triton.cdiv(out_channels, config.block_n), splits)
     implicit_gemm_kernel[grid](
         source, matrices, nmap.nbr, out, order, tile_masks, num_rows, *matrices.stride(),
         IN_CHANNELS=source.shape[1], OUT_CHANNELS=out_channels, NUM_OFFSETS=matrices.shape[0],
         OFFSETS_POW2=triton.next_power_of_2(matrices.shape[0]),
         SORTED=sorted_rows, INPUT_PRECISION=_input_precision(source.dtype),
-        BLOCK_M=config.block_m, BLOCK_N=config.block_n, BLOCK_K=config.block_k,
+        BLOCK_M=config.block_m, BLOCK_N=config.block_n, BLOCK_K=config.block_k, SPLITS=splits,
         num_warps=config.num_warps, num_stages=config.num_stages,
     )  # fmt: skip
-    return out
+    return out.sum(0).to(source.dtype) if splits > 1 else out
 
 
 def _weight_grad(features: torch.Tensor, grad_out: torch.Tensor, nmap: NeighborMap, config: ConvConfig) -> torch.Tensor:

@@ -46,15 +46,20 @@ def implicit_gemm_kernel(
     BLOCK_M: tl.constexpr,
     BLOCK_N: tl.constexpr,
     BLOCK_K: tl.constexpr,
+    SPLITS: tl.constexpr,
 ):
-    """x ``[N_src, C_in]``, W ``[K, C_in, C_out]`` (strided), nbr ``[N_rows, K]`` int32, out ``[N_rows, C_out]``.
+    """x ``[N_src, C_in]``, W ``[K, C_in, C_out]`` (strided), nbr ``[N_rows, K]`` int32, out ``[N_rows, C_out]``
+    (``[SPLITS, N_rows, C_out]`` partial sums when ``SPLITS > 1``).
 
     Unsorted tiles run one flat loop over (offset, channel block) with no branch inside, so Triton can software-
-    pipeline the gathers (``num_stages``); only tiles with no neighbour at all (padding rows) skip it. Sorted tiles
-    loop per offset and skip the offsets their tile mask excludes.
+    pipeline the gathers (``num_stages``); only tiles with no neighbour at all (padding rows) skip it. With
+    ``SPLITS > 1`` program ``(m, n, s)`` runs the ``s``-th contiguous share of that loop (rounded up; steps past
+    its end gather zeros) and writes its own partial sum. Sorted tiles (``SPLITS == 1``) loop per offset and skip
+    the offsets their tile mask excludes.
     """
     pid_m = tl.program_id(0)
     pid_n = tl.program_id(1)
+    pid_s = tl.program_id(2)
     slots = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
     in_range = slots < num_rows
     cols = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
@@ -76,13 +81,17 @@ def implicit_gemm_kernel(
                         mask=in_range[:, None] & (offsets < NUM_OFFSETS)[None, :], other=-1)
         if tl.max(tl.max(table, axis=1), axis=0) >= 0:
             channel_steps: tl.constexpr = (IN_CHANNELS + BLOCK_K - 1) // BLOCK_K
-            for step in range(NUM_OFFSETS * channel_steps):
-                k = step // channel_steps
-                src = tl.load(nbr_ptr + rows * NUM_OFFSETS + k, mask=in_range, other=-1).to(tl.int64)
+            num_steps: tl.constexpr = NUM_OFFSETS * channel_steps
+            steps_per_split: tl.constexpr = (num_steps + SPLITS - 1) // SPLITS
+            for i in range(steps_per_split):
+                step = pid_s * steps_per_split + i  # past num_steps (the last split's tail): gathers zeros
+                k = tl.minimum(step // channel_steps, NUM_OFFSETS - 1)
+                src = tl.load(nbr_ptr + rows * NUM_OFFSETS + k, mask=in_range & (step < num_steps),
+                              other=-1).to(tl.int64)
                 acc += _offset_product(x_ptr, w_ptr, src, k, (step % channel_steps) * BLOCK_K, cols, col_ok,
                                        stride_wk, stride_wc, stride_wn, IN_CHANNELS, INPUT_PRECISION, BLOCK_K)
     tl.store(
-        out_ptr + rows[:, None] * OUT_CHANNELS + cols[None, :],
+        out_ptr + pid_s * num_rows * OUT_CHANNELS + rows[:, None] * OUT_CHANNELS + cols[None, :],
         acc.to(out_ptr.dtype.element_ty),
         mask=in_range[:, None] & col_ok[None, :],
     )

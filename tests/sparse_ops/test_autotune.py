@@ -394,6 +394,8 @@ def test_candidate_set_depends_on_device_dtype_and_channels():
     tiled = [c for c in wide if c.dataflow != "gather_scatter"]
     assert {c.block_n for c in tiled} == {32, 64} and {c.block_k for c in tiled} == {16, 32}
     assert {c.block_m for c in tiled} == {32, 64, 128} and {c.num_warps for c in tiled} == {2, 4, 8}
+    assert {c.split_k for c in tiled if c.dataflow == "implicit_gemm"} == {1, 3}
+    assert {c.split_k for c in tiled if c.dataflow == "implicit_gemm_sorted"} == {1}
     wider = [c for c in candidate_configs(128, 256, cuda, torch.float32) if c.dataflow != "gather_scatter"]
     assert {c.block_n for c in wider} == {64, 128}  # wide tiles read each gathered input row fewer times
     narrow = [c for c in candidate_configs(4, 16, cuda, torch.float16) if c.dataflow != "gather_scatter"]

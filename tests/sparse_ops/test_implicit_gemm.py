@@ -18,7 +18,11 @@ from tests.sparse_ops.reference import dense_conv, dense_inverse_conv, relative_
 
 pytest.importorskip("triton", reason="the implicit-GEMM dataflow needs Triton")
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
-CONFIGS = [ConvConfig("implicit_gemm", 16, 16, 16, wgrad_row_blocks=2), ConvConfig("implicit_gemm_sorted", 16, 16, 16)]
+CONFIGS = [
+    ConvConfig("implicit_gemm", 16, 16, 16, wgrad_row_blocks=2),
+    ConvConfig("implicit_gemm", 16, 16, 16, wgrad_row_blocks=2, split_k=3),  # partial sums over thirds of the steps
+    ConvConfig("implicit_gemm_sorted", 16, 16, 16),
+]
 
 
 def _on_device(x):
@@ -45,7 +49,7 @@ def _check(conv, x, features, config, reference_fn):
     assert relative_error(module.weight.grad, ref_weight.grad) < 1e-5
 
 
-@pytest.mark.parametrize("config", CONFIGS, ids=lambda c: c.dataflow)
+@pytest.mark.parametrize("config", CONFIGS, ids=lambda c: f"{c.dataflow}-k{c.split_k}")
 @settings(max_examples=15, deadline=None)
 @given(case=conv_cases())
 def test_strided_and_submanifold_match_dense(config, case):
@@ -62,7 +66,7 @@ def test_strided_and_submanifold_match_dense(config, case):
         _check(conv, x_dev, features, config, reference)
 
 
-@pytest.mark.parametrize("config", CONFIGS, ids=lambda c: c.dataflow)
+@pytest.mark.parametrize("config", CONFIGS, ids=lambda c: f"{c.dataflow}-k{c.split_k}")
 @settings(max_examples=10, deadline=None)
 @given(case=conv_cases())
 def test_inverse_conv_matches_dense_transpose(config, case):
@@ -103,3 +107,6 @@ def test_config_rejects_unknown_dataflows_and_bad_tiles():
         ConvConfig("winograd")
     with pytest.raises(ValueError, match="block_n must be a power of two >= 16"):
         ConvConfig("implicit_gemm", block_n=24)
+    for dataflow, split in (("implicit_gemm", 0), ("implicit_gemm_sorted", 3), ("gather_scatter", 2)):
+        with pytest.raises(ValueError, match="split_k must be >= 1"):
+            ConvConfig(dataflow, split_k=split)
