@@ -86,8 +86,8 @@ def implicit_gemm_kernel(
             for i in range(steps_per_split):
                 step = pid_s * steps_per_split + i  # past num_steps (the last split's tail): gathers zeros
                 k = tl.minimum(step // channel_steps, NUM_OFFSETS - 1)
-                src = tl.load(nbr_ptr + rows * NUM_OFFSETS + k, mask=in_range & (step < num_steps),
-                              other=-1).to(tl.int64)
+                src = tl.load(nbr_ptr + rows * NUM_OFFSETS + k, mask=in_range, other=-1).to(tl.int64)
+                src = tl.where(step < num_steps, src, -1)
                 acc += _offset_product(x_ptr, w_ptr, src, k, (step % channel_steps) * BLOCK_K, cols, col_ok,
                                        stride_wk, stride_wc, stride_wn, IN_CHANNELS, INPUT_PRECISION, BLOCK_K)
     tl.store(
