@@ -40,7 +40,7 @@ from ada3d.benchmark.timing import Measurement, measure, profile_table
 from ada3d.models.adaptive.bev_grid import BevGrid
 from ada3d.models.adaptive.heatmap import box_footprints
 from ada3d.models.detectors.graphed import GraphedDetector
-from sparse_ops.autotune import TuningReport
+from sparse_ops.autotune import TuningReport, tune
 from sparse_ops.tensor import SparseTensor
 
 PARTS = ("3d", "2d", "head", "total")  # FLOP parts: encode_3d, encode_2d, bbox_head, their sum
@@ -235,8 +235,6 @@ def benchmark_model(
 def tune_detector(model: torch.nn.Module, frame: DetectorFrame) -> TuningReport:
     """Autotune the sparse convs of ``model``'s 3D and 2D parts for inference on ``frame`` (:func:`sparse_ops.tune`,
     choices cached on disk); a model without sparse convs in a part is tuned in the others."""
-    from sparse_ops.autotune import tune
-
     model.eval()
     with torch.no_grad():
         voxels = model.data_preprocessor(frame.batch, False)["inputs"]["voxels"]

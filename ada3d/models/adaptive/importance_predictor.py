@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ada3d.models.layers.norm import build_norm_layer
+from ada3d.models.layers.norm import build_norm_layer, inference_affine
 from ada3d.registry import MODELS
 
 
@@ -106,14 +106,9 @@ def _inference_norm(norm: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """``norm(x)`` in eval mode; a BatchNorm2d runs as one multiply-add with its running statistics (on an H100,
     cuDNN's inference BatchNorm on these NCHW grids cost ~16 us a call plus layout conversions). Its scale and
     shift are computed per call, so new weights or statistics take effect at once; other norms run as they are."""
-    if not isinstance(norm, nn.BatchNorm2d) or not norm.track_running_stats or norm.running_var is None:
+    if not isinstance(norm, nn.BatchNorm2d) or norm.running_var is None:
         return norm(x)
-    scale = torch.rsqrt(norm.running_var + norm.eps)
-    if norm.affine:
-        scale = scale * norm.weight
-    shift = -norm.running_mean * scale
-    if norm.affine:
-        shift = shift + norm.bias
+    scale, shift = inference_affine(norm)
     return torch.addcmul(shift.to(x.dtype)[:, None, None], x, scale.to(x.dtype)[:, None, None])
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import torch
 from torch import nn
 
 from ada3d.registry import MODELS
@@ -20,3 +21,21 @@ def build_norm_layer(cfg: dict, num_features: int) -> nn.Module:
     if "type" not in cfg:
         raise ValueError(f"norm_cfg needs a 'type' key, got {cfg!r}")
     return MODELS.build(dict(cfg, num_features=num_features))
+
+
+def inference_affine(norm: nn.modules.batchnorm._BatchNorm) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(scale, shift)`` ``[C]`` with ``norm(x) == x * scale + shift`` per channel in eval mode, from its running
+    statistics (and affine parameters, if any), computed now: later weight or statistics changes need a new call.
+
+    Raises:
+        ValueError: for a BatchNorm without running statistics (it normalises by batch statistics in eval too).
+    """
+    if norm.running_var is None or norm.running_mean is None:
+        raise ValueError(f"{norm} keeps no running statistics: it has no fixed inference affine map")
+    scale = torch.rsqrt(norm.running_var + norm.eps)
+    if norm.affine:
+        scale = scale * norm.weight
+    shift = -norm.running_mean * scale
+    if norm.affine:
+        shift = shift + norm.bias
+    return scale, shift

@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ada3d.models.layers.norm import inference_affine
 from ada3d.models.necks.second_fpn import SECONDFPN
 from ada3d.registry import MODELS
 from ada3d.structures.sparse_bev_map import SparseBevMap
@@ -89,10 +90,11 @@ def _folded_branch(deblock: nn.Sequential) -> _Branch:
             "SparseSECONDFPN's sparse path needs upsampling branches (integer upsample_strides >= 1, transposed "
             f"convs with kernel = stride), got {resample}; feed it dense maps instead"
         )
-    if not isinstance(norm, nn.BatchNorm2d) or not norm.affine or not norm.track_running_stats:
-        raise NotImplementedError(f"SparseSECONDFPN's sparse path folds an affine BatchNorm2d, got {norm}")
-    scale = norm.weight * torch.rsqrt(norm.running_var + norm.eps)
-    shift = norm.bias - norm.running_mean * scale
+    if not isinstance(norm, nn.BatchNorm2d) or norm.running_var is None:
+        raise NotImplementedError(
+            f"SparseSECONDFPN's sparse path folds a BatchNorm2d with running statistics, got {norm}"
+        )
+    scale, shift = inference_affine(norm)
     # [C_in, C_out, s_y, s_x] -> [C_in, s_y * s_x * C_out], BN's scale folded into the output channels
     weight = (resample.weight * scale[:, None, None]).permute(0, 2, 3, 1).flatten(1)
     return _Branch(weight, shift, tuple(resample.stride))

@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from ada3d.benchmark.flops import FlopCounter
+from ada3d.models.layers.norm import inference_affine
 from ada3d.registry import MODELS
 from ada3d.structures.sparse_bev_map import SparseBevMap
 from sparse_ops import SparseTensor
@@ -148,3 +149,19 @@ def test_flop_counter_counts_the_sparse_neck_and_head_by_active_pixels():
     with counter:
         neck([stage.dense() for stage in stages])  # dense: the deblock modules, every input position
     assert counter.by_layer["deblocks.1.0"] == 2 * 2 * 8 * 6 * 4 * 10 * 5
+
+
+@pytest.mark.parametrize("affine", [True, False])
+def test_inference_affine_is_the_eval_batchnorm(affine):
+    torch.manual_seed(0)
+    norm = nn.BatchNorm2d(5, affine=affine, eps=1e-3).double().eval()
+    norm.running_mean.uniform_(-1, 1)
+    norm.running_var.uniform_(0.5, 2)
+    if affine:
+        norm.weight.data.uniform_(0.5, 1.5)
+        norm.bias.data.uniform_(-1, 1)
+    x = torch.randn(2, 5, 4, 3, **DOUBLE)
+    scale, shift = inference_affine(norm)
+    torch.testing.assert_close(x * scale[:, None, None] + shift[:, None, None], norm(x), rtol=1e-12, atol=1e-12)
+    with pytest.raises(ValueError, match="no running statistics"):
+        inference_affine(nn.BatchNorm2d(5, track_running_stats=False))
