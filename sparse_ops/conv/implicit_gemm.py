@@ -28,13 +28,13 @@ def _gather_gemm(source: torch.Tensor, matrices: torch.Tensor, nmap: NeighborMap
         matrices: ``[K, C_in, C_out]`` in any strides (a permuted view of the weight), same dtype as ``source``.
     """
     num_rows, out_channels = nmap.num_rows, matrices.shape[2]
+    if num_rows == 0:
+        return source.new_empty((0, out_channels))
     splits = config.split_k
     if splits > 1:  # fp32 partial sums, added below
         out = source.new_empty((splits, num_rows, out_channels), dtype=torch.float32)
     else:
         out = source.new_empty((num_rows, out_channels))
-    if num_rows == 0:
-        return out.sum(0).to(source.dtype) if splits > 1 else out
     sorted_rows = config.dataflow == "implicit_gemm_sorted" and nmap.bitmask is not None
     order, tile_masks = nmap.sorted_tiles(config.block_m) if sorted_rows else (nmap.nbr, nmap.nbr)  # unused if unsorted
     grid = (triton.cdiv(num_rows, config.block_m), triton.cdiv(out_channels, config.block_n), splits)
