@@ -4,7 +4,8 @@ A site ``(b, [z,] y, x)`` of a sparse tensor whose ``(y, x)`` grid relates to th
 the integer factors ``(r_y, r_x)`` of :func:`~ada3d.models.adaptive.bev_grid.downsample_factors` (``8 / s`` for a
 SECOND stage at stride ``s``) lies in the importance cell ``(y // r_y, x // r_x)``. The factors come from the two
 grids' shapes; on grids too small to tell (see ``downsample_factors``), pass ``factors=(r_y, r_x)``. All operations
-are torch ops over all sites at once (no Python loop over sites or samples) and run on CPU and CUDA.
+are torch ops over all sites at once (no Python loop over sites or samples) and run on CPU and CUDA. A caller that
+runs several of them on one tensor computes the sites' cells once (:func:`site_cells`) and passes them as ``cells``.
 
 In padded execution (:mod:`sparse_ops.kmap.capacity`, as ``sparse_ops.graphs.CudaGraphRunner`` runs a network) they
 ignore padding rows (batch index -1) and never sync with the host: a drop packs the kept sites, in order, into the
@@ -22,6 +23,7 @@ from sparse_ops import SparseTensor
 from sparse_ops.kmap.capacity import active_plan, compact_rows, scatter_rows
 
 Factors = tuple[int, int] | None
+Cells = torch.Tensor | None
 
 
 def site_cells(x: SparseTensor, grid_shape: Sequence[int], *, factors: Factors = None) -> torch.Tensor:
@@ -44,36 +46,60 @@ def site_cells(x: SparseTensor, grid_shape: Sequence[int], *, factors: Factors =
     return cells.where(batch >= 0, x.batch_size * height * width)
 
 
-def pool_to_grid(x: SparseTensor, grid_shape: Sequence[int], *, factors: Factors = None) -> torch.Tensor:
+def pool_to_grid(
+    x: SparseTensor, grid_shape: Sequence[int], *, factors: Factors = None, cells: Cells = None
+) -> torch.Tensor:
     """Mean of the features of all sites in each importance cell (over all z and sub-cells).
 
     Args:
         x: a 2D or 3D sparse tensor with ``C`` channels.
         grid_shape: ``(H, W)`` of the importance grid.
         factors: see :func:`site_cells`.
+        cells: the sites' :func:`site_cells` on this grid, if already computed.
 
     Returns:
-        ``[B, C, H, W]`` in the features' dtype, contiguous (NCHW: on channels-last maps cuDNN picks an NHWC
-        batch-norm kernel for the predictor that took 60 us a call on an H100); zero in cells without a site.
-        Differentiable w.r.t. the features.
+        ``[B, C, H, W]`` in the features' dtype, in channels-last memory (see :func:`pool_rows`); zero in cells
+        without a site. Differentiable w.r.t. the features.
+    """
+    cells = _cells(x, grid_shape, factors, cells)
+    return pool_rows(x.features, cells, x.batch_size, grid_shape)
+
+
+def pool_rows(rows: torch.Tensor, cells: torch.Tensor, batch_size: int, grid_shape: Sequence[int]) -> torch.Tensor:
+    """Mean of the rows that fall in each cell.
+
+    Args:
+        rows: ``[N, C]`` features, one row per site.
+        cells: ``[N]`` int64 flat cell of each row, ``(b * H + row) * W + col``; the spare index ``B * H * W``
+            (padding rows, see :func:`site_cells`) is left out.
+        batch_size: ``B``.
+        grid_shape: ``(H, W)``.
+
+    Returns:
+        ``[B, C, H, W]`` in the rows' dtype, zero in cells without a row; a view of the ``[B, H, W, C]`` sums, so in
+        channels-last memory: cuDNN runs the predictor's convs on it without a layout conversion (an NCHW copy of
+        the 256-channel BEV grid took ~50 us on an H100, and cuDNN converted it back to NHWC). Differentiable
+        w.r.t. ``rows``.
     """
     height, width = (int(s) for s in grid_shape)
-    num_cells = x.batch_size * height * width
-    cells = site_cells(x, (height, width), factors=factors)
-    features = x.features
-    sums = features.new_zeros(num_cells + 1, features.shape[1]).index_add(0, cells, features)[:num_cells]
-    counts = _count(cells, num_cells).clamp_(min=1).to(features.dtype)
+    num_cells = batch_size * height * width
+    if cells.shape != rows.shape[:1]:
+        raise ValueError(f"pool_rows needs one cell per row, got {tuple(cells.shape)} cells for {rows.shape[0]} rows")
+    sums = rows.new_zeros(num_cells + 1, rows.shape[1]).index_add(0, cells, rows)[:num_cells]
+    counts = _count(cells, num_cells).clamp_(min=1).to(rows.dtype)
     means = sums / counts[:, None]
-    return means.view(x.batch_size, height, width, -1).permute(0, 3, 1, 2).contiguous()
+    return means.view(batch_size, height, width, -1).permute(0, 3, 1, 2)
 
 
-def occupancy(x: SparseTensor, grid_shape: Sequence[int], *, factors: Factors = None) -> torch.Tensor:
-    """``[B, H, W]`` bool: importance cells that hold at least one site of ``x`` (2D or 3D); ``factors``: see
-    :func:`site_cells`."""
+def occupancy(
+    x: SparseTensor, grid_shape: Sequence[int], *, factors: Factors = None, cells: Cells = None
+) -> torch.Tensor:
+    """``[B, H, W]`` bool: importance cells that hold at least one site of ``x`` (2D or 3D); ``factors``, ``cells``:
+    see :func:`pool_to_grid`."""
     height, width = (int(s) for s in grid_shape)
     num_cells = x.batch_size * height * width
     occupied = torch.zeros(num_cells + 1, dtype=torch.bool, device=x.features.device)
-    cells = site_cells(x, (height, width), factors=factors)
+    cells = _cells(x, grid_shape, factors, cells)
     # values from a device tensor: a Python True would be copied from the host, which graph capture forbids
     occupied.index_put_((cells,), torch.ones_like(cells, dtype=torch.bool))
     return occupied[:num_cells].view(x.batch_size, height, width)
@@ -83,6 +109,15 @@ def sites_per_sample(x: SparseTensor) -> torch.Tensor:
     """``[B]`` int64 number of active sites of each sample (padding rows, batch -1, not counted)."""
     batch = x.indices[:, 0].long()
     return _count(batch.where(batch >= 0, x.batch_size), x.batch_size)
+
+
+def _cells(x: SparseTensor, grid_shape: Sequence[int], factors: Factors, cells: Cells) -> torch.Tensor:
+    """The given ``cells`` (checked: one per site of ``x``) or :func:`site_cells` of ``x``."""
+    if cells is None:
+        return site_cells(x, grid_shape, factors=factors)
+    if cells.shape != x.indices.shape[:1]:
+        raise ValueError(f"cells must hold one cell per site, got {tuple(cells.shape)} for {x.indices.shape[0]} sites")
+    return cells
 
 
 def _count(bins: torch.Tensor, num_bins: int) -> torch.Tensor:
@@ -97,14 +132,14 @@ def _count(bins: torch.Tensor, num_bins: int) -> torch.Tensor:
 
 
 def drop_columns(
-    x: SparseTensor, keep: torch.Tensor, *, factors: Factors = None, max_kept: int | None = None
+    x: SparseTensor, keep: torch.Tensor, *, factors: Factors = None, max_kept: int | None = None, cells: Cells = None
 ) -> SparseTensor:
     """The 3D tensor with only the voxel columns whose importance cell is kept.
 
     Args:
         x: a 3D sparse tensor, indices ``(b, z, y, x)``.
         keep: ``[B, H, W]`` bool on the importance grid.
-        factors: see :func:`site_cells`.
+        factors, cells: see :func:`pool_to_grid`.
         max_kept: padded execution only: a static upper bound on the kept sites (the input's row count is always
             one), which caps the output's capacity.
 
@@ -113,17 +148,19 @@ def drop_columns(
         them). Its sites are new, so it starts a fresh kernel-map cache. In padded execution it has the plan's
         next capacity of rows: the kept sites first, then padding rows (features 0, indices -1).
     """
-    return _keep_sites(x, keep, 3, factors, max_kept)
+    return _keep_sites(x, keep, 3, factors, max_kept, cells)
 
 
 def drop_pixels(
-    x: SparseTensor, keep: torch.Tensor, *, factors: Factors = None, max_kept: int | None = None
+    x: SparseTensor, keep: torch.Tensor, *, factors: Factors = None, max_kept: int | None = None, cells: Cells = None
 ) -> SparseTensor:
     """:func:`drop_columns` for a 2D (BEV) sparse tensor, indices ``(b, y, x)``."""
-    return _keep_sites(x, keep, 2, factors, max_kept)
+    return _keep_sites(x, keep, 2, factors, max_kept, cells)
 
 
-def _keep_sites(x: SparseTensor, keep: torch.Tensor, ndim: int, factors: Factors, max_kept: int | None) -> SparseTensor:
+def _keep_sites(
+    x: SparseTensor, keep: torch.Tensor, ndim: int, factors: Factors, max_kept: int | None, cells: Cells
+) -> SparseTensor:
     if x.ndim != ndim:
         raise ValueError(f"expected a {ndim}D sparse tensor, got spatial_shape {x.spatial_shape}")
     if keep.dtype != torch.bool or keep.dim() != 3 or keep.shape[0] != x.batch_size:
@@ -133,7 +170,7 @@ def _keep_sites(x: SparseTensor, keep: torch.Tensor, ndim: int, factors: Factors
     if keep.device != x.features.device:
         raise ValueError(f"keep is on {keep.device} but the sparse tensor on {x.features.device}")
     spare = keep.new_zeros(1)  # the cell of padding rows (see site_cells) is never kept
-    rows = torch.cat([keep.reshape(-1), spare])[site_cells(x, keep.shape[1:], factors=factors)]
+    rows = torch.cat([keep.reshape(-1), spare])[_cells(x, keep.shape[1:], factors, cells)]
     plan = active_plan()
     if plan is None:
         return SparseTensor(x.features[rows], x.indices[rows], x.spatial_shape, x.batch_size, validate=False)

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ada3d.models.adaptive.column_ops import pool_rows, pool_to_grid, site_cells
 from ada3d.models.layers.norm import build_norm_layer, inference_affine
 from ada3d.registry import MODELS
+from sparse_ops import SparseTensor
 
 
 @MODELS.register_module()
@@ -21,6 +24,15 @@ class ImportancePredictor(nn.Module):
     is detached: the predictor's loss never reaches the detector that produced the features. In eval mode each
     BatchNorm runs as one multiply-add with its running statistics (the same function, a cheaper kernel).
 
+    The input is a dense grid, or the sites of a sparse tensor with the grid's shape: they are mean-pooled into
+    its cells (:func:`~ada3d.models.adaptive.column_ops.pool_to_grid`). In eval mode, when there are fewer sites
+    (rows) than grid cells and the adapter's norm is a BatchNorm, the adapter (a 1x1 conv and an affine map) runs
+    on the sites before the pooling: the mean of the projected sites is the projection of the mean, and a cell
+    without sites gets the adapter's constant ``ReLU(shift)``. The same function, with the adapter's cost in
+    proportion to the sites, not the cells, and ``hidden_channels`` to pool instead of the input's (256 for
+    SECOND's BEV map). :meth:`fused_conv_calls` declares that adapter call to
+    :class:`~ada3d.benchmark.flops.FlopCounter`.
+
     Args:
         in_channels: channels of each input by name, e.g. ``{'encoder_layer2': 32, 'encoder_layer3': 64,
             'bev': 256}`` (read them from the modules that produce the features). Names may not contain ``.``.
@@ -31,7 +43,8 @@ class ImportancePredictor(nn.Module):
         prior_prob: initial output everywhere (the final bias is ``logit(prior_prob)``), near the mean of a
             sparse heatmap so training starts from a sensible map.
 
-    Shapes: ``forward(name, features [B, in_channels[name], H, W]) -> [B, 1, H, W]`` in ``(0, 1)``.
+    Shapes: ``forward(name, features [B, in_channels[name], H, W]) -> [B, 1, H, W]`` in ``(0, 1)``; for sites,
+    ``forward(name, x, grid_shape=(H, W))`` with ``x`` a :class:`SparseTensor` of ``in_channels[name]`` channels.
     """
 
     def __init__(
@@ -84,22 +97,77 @@ class ImportancePredictor(nn.Module):
     def input_names(self) -> tuple[str, ...]:
         return tuple(self.in_channels)
 
-    def forward(self, name: str, features: torch.Tensor) -> torch.Tensor:
-        """``features [B, C_name, H, W]`` (detached here) -> importance ``[B, 1, H, W]`` in ``(0, 1)``."""
+    def forward(
+        self,
+        name: str,
+        features: torch.Tensor | SparseTensor,
+        grid_shape: Sequence[int] | None = None,
+        cells: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Importance ``[B, 1, H, W]`` in ``(0, 1)`` of input ``name``.
+
+        Args:
+            name: the input's name (a key of ``in_channels``).
+            features: a dense grid ``[B, C_name, H, W]``, or a 2D / 3D :class:`SparseTensor` with ``C_name``
+                channels whose sites are pooled to the grid (detached here).
+            grid_shape: ``(H, W)`` of the grid, for sparse ``features``.
+            cells: the sites' :func:`~ada3d.models.adaptive.column_ops.site_cells` on that grid, if already
+                computed.
+        """
         if name not in self.adapters:
             raise ValueError(f"ImportancePredictor has no input named {name!r}; known inputs: {self.input_names}")
         expected = self.in_channels[name]
-        if features.dim() != 4 or features.shape[1] != expected:
+        sparse = isinstance(features, SparseTensor)
+        if sparse and features.num_channels != expected:
+            raise ValueError(
+                f"ImportancePredictor input {name!r} must have {expected} channels, got a SparseTensor with "
+                f"{features.num_channels}"
+            )
+        if not sparse and (features.dim() != 4 or features.shape[1] != expected):
             raise ValueError(
                 f"ImportancePredictor input {name!r} must be [B, {expected}, H, W], got shape {tuple(features.shape)}"
             )
         blocks = [*self.adapters[name], *self.body]  # (conv, norm, ReLU) triples
-        hidden = features.detach()
+        if sparse:
+            if grid_shape is None:
+                raise ValueError("ImportancePredictor needs grid_shape=(H, W) to pool the sites of a SparseTensor")
+            if self._adapts_sites(name, features, grid_shape):  # see the class docstring
+                hidden = self._adapted_sites(blocks[0], blocks[1], features, grid_shape, cells)
+                blocks = blocks[3:]
+            else:
+                hidden = pool_to_grid(features, grid_shape, cells=cells).detach()
+        else:
+            hidden = features.detach()
         for conv, norm, activation in zip(blocks[0::3], blocks[1::3], blocks[2::3]):
             hidden = conv(hidden)
             hidden = norm(hidden) if self.training else _inference_norm(norm, hidden)
             hidden = activation(hidden)
         return torch.sigmoid(self.out_conv(hidden))
+
+    def _adapts_sites(self, name: str, x: SparseTensor, grid_shape: Sequence[int]) -> bool:
+        """Whether an eval forward on the sites of ``x`` runs input ``name``'s adapter on them (class docstring)."""
+        norm = self.adapters[name][1]
+        affine = isinstance(norm, nn.BatchNorm2d) and norm.running_var is not None
+        return not self.training and affine and x.indices.shape[0] < x.batch_size * math.prod(grid_shape)
+
+    def _adapted_sites(
+        self, conv: nn.Conv2d, norm: nn.Module, x: SparseTensor, grid_shape: Sequence[int], cells: torch.Tensor | None
+    ) -> torch.Tensor:
+        """Eval: ``ReLU(norm(conv(pool(x))))`` as ``ReLU(pool(x @ (scale * W)^T) + shift)``, ``[B, hidden, H, W]``."""
+        scale, shift = inference_affine(norm)
+        weight = conv.weight[:, :, 0, 0] * scale[:, None].to(conv.weight.dtype)
+        rows = x.features.detach() @ weight.to(x.features.dtype).t()
+        cells = site_cells(x, grid_shape) if cells is None else cells
+        pooled = pool_rows(rows, cells, x.batch_size, grid_shape)
+        return torch.relu_(pooled + shift.to(rows.dtype)[:, None, None])
+
+    def fused_conv_calls(self, inputs: tuple, output: torch.Tensor) -> list[tuple[str, nn.Module, SparseTensor, None]]:
+        """For :class:`~ada3d.benchmark.flops.FlopCounter`: the adapter conv an eval forward on sites ran itself,
+        on those sites (the other convs run as modules and are counted by their own hooks)."""
+        name, features = inputs[0], inputs[1]
+        if not isinstance(features, SparseTensor) or not self._adapts_sites(name, features, output.shape[2:]):
+            return []
+        return [(f"adapters.{name}.0", self.adapters[name][0], features, None)]
 
 
 def _inference_norm(norm: nn.Module, x: torch.Tensor) -> torch.Tensor:

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from ada3d.models.adaptive.bev_grid import BevGrid
-from ada3d.models.adaptive.column_ops import drop_columns, drop_pixels, occupancy, pool_to_grid, sites_per_sample
+from ada3d.models.adaptive.column_ops import drop_columns, drop_pixels, occupancy, site_cells, sites_per_sample
 from ada3d.models.adaptive.heatmap import importance_target
 from ada3d.models.adaptive.height_compression import to_bev
 from ada3d.models.adaptive.importance_predictor import importance_loss
@@ -159,11 +159,12 @@ class Ada3DVoxelNet(VoxelNet):
 
     def _drop(self, stage: str, x: SparseTensor, keep_ratio: float, drop) -> SparseTensor:
         """Keep ``keep_ratio`` of the occupied importance-grid cells of ``x``; record what was kept."""
-        occupied = occupancy(x, self.grid.shape)
+        cells = site_cells(x, self.grid.shape)
+        occupied = occupancy(x, self.grid.shape, cells=cells)
         train_predictor = self.training and self.train_stage == "predictor"
         importance = None
         if self.strategy == "predictor" and (keep_ratio < 1.0 or train_predictor):
-            importance = self.predictor(stage, pool_to_grid(x, self.grid.shape))
+            importance = self.predictor(stage, x, self.grid.shape, cells)
             if train_predictor:
                 self._importance.append(importance)
             importance = importance[:, 0].detach()
@@ -174,7 +175,7 @@ class Ada3DVoxelNet(VoxelNet):
         else:
             scores = self.spatial_filter.scores(importance, occupied, self.strategy, self.grid)
             kept = self.spatial_filter.select(scores, occupied, keep_ratio)
-            x = drop(x, kept, max_kept=self._max_kept(x, keep_ratio))
+            x = drop(x, kept, max_kept=self._max_kept(x, keep_ratio), cells=cells)
             after = sites_per_sample(x)
         self.last_pruning.append(PruningRecord(stage, self.grid, occupied, kept, scores, before, after))
         return x

@@ -43,8 +43,9 @@ class GraphedDetector:
         capture: False runs the same padded execution eagerly (any device; see :class:`CudaGraphRunner`).
         margin, bucket_bits, max_graphs: :class:`CudaGraphRunner`'s, for every part.
         copy_outputs: :class:`CudaGraphRunner`'s, for the 2D part (the head's maps): False hands out the graph's
-            own buffers, overwritten by the next frame. The 3D part never copies: its output goes straight into
-            the 2D part (Ada3D's records are copied, as they outlive the frame in ``model.last_pruning``).
+            own buffers, overwritten by the next frame. The 3D part's output never copies: it goes straight into
+            the 2D part. Ada3D's kept pixels and pruning records (``model.last_pruning``) are copies with True,
+            views of the graph's buffers with False.
     """
 
     def __init__(
@@ -62,6 +63,7 @@ class GraphedDetector:
             raise ValueError("GraphedDetector is for inference: put the model in eval mode first (model.eval())")
         self.model = model
         self.adaptive = isinstance(model, Ada3DVoxelNet)
+        self.copy_outputs = copy_outputs
         self._runner_args = dict(margin=margin, bucket_bits=bucket_bits, max_graphs=max_graphs, capture=capture)
         self._runners_3d: dict[tuple, CudaGraphRunner] = {}  # by Ada3D setting (one for VoxelNet)
         self._sparse_grids: list[tuple[int, ...]] = []  # (H, W) of Ada3D's SparseBevMap levels, set by _sparse_2d
@@ -103,11 +105,16 @@ class GraphedDetector:
         if not self.adaptive:
             return output
         features, indices, records = output
+        if self.copy_outputs:
+            records = [[t.clone() for t in tensors] for tensors in records]
         stages = (*self.model.drop_3d_stages, "bev")
-        self.model.last_pruning = [PruningRecord(stage, self.model.grid, *(t.clone() for t in tensors))
+        self.model.last_pruning = [PruningRecord(stage, self.model.grid, *tensors)
                                    for stage, tensors in zip(stages, records)]  # fmt: skip
-        valid = indices[:, 0] >= 0  # the kept pixels come first, padding rows after them
-        return SparseTensor(features[valid], indices[valid], self.model.grid.shape, batch_size, validate=False)
+        kept = int((indices[:, 0] >= 0).sum())  # the kept pixels come first, padding rows after them
+        features, indices = features[:kept], indices[:kept]
+        if self.copy_outputs:
+            features, indices = features.clone(), indices.clone()
+        return SparseTensor(features, indices, self.model.grid.shape, batch_size, validate=False)
 
     def encode_2d(self, bev: torch.Tensor | SparseTensor) -> list[torch.Tensor | SparseBevMap]:
         """``model.encode_2d(bev)`` through a graph (a :class:`SparseBevMap` keeps the graph's padding rows)."""

@@ -11,6 +11,7 @@ from ada3d.models.adaptive.column_ops import (
     drop_columns,
     drop_pixels,
     occupancy,
+    pool_rows,
     pool_to_grid,
     site_cells,
     sites_per_sample,
@@ -68,11 +69,24 @@ def test_pool_to_grid_and_occupancy_match_a_dense_reference(spatial_shape, grid_
     factors = (factor, factor) if factor == 8 else None  # (16, 10) -> (2, 2) also fits r = 5 in x: say which
     pooled = pool_to_grid(x, grid_shape, factors=factors)
     sums, counts = dense_pool_reference(x, factor, grid_shape)
-    assert pooled.shape == (3, 4, *grid_shape) and pooled.is_contiguous()
+    assert pooled.shape == (3, 4, *grid_shape) and pooled.is_contiguous(memory_format=torch.channels_last)
     torch.testing.assert_close(pooled, sums / counts.clamp(min=1))
     occupied = occupancy(x, grid_shape, factors=factors)
     assert torch.equal(occupied, counts[:, 0] > 0)
     assert pooled[1].abs().sum() == 0 and not occupied[1].any()
+
+
+def test_cells_computed_once_serve_every_op_and_must_fit_the_sites():
+    x = random_sparse((5, 16, 12), batch_size=3, num_sites=120, channels=4, seed=8)
+    cells = site_cells(x, (4, 3))
+    torch.testing.assert_close(pool_to_grid(x, (4, 3), cells=cells), pool_to_grid(x, (4, 3)), rtol=0, atol=0)
+    assert torch.equal(occupancy(x, (4, 3), cells=cells), occupancy(x, (4, 3)))
+    keep = torch.rand(3, 4, 3, generator=torch.Generator().manual_seed(9)) < 0.5
+    assert torch.equal(drop_columns(x, keep, cells=cells).indices, drop_columns(x, keep).indices)
+    with pytest.raises(ValueError, match="cells must hold one cell per site, got \\(119,\\) for 120 sites"):
+        occupancy(x, (4, 3), cells=cells[1:])
+    with pytest.raises(ValueError, match="pool_rows needs one cell per row"):
+        pool_rows(x.features, cells[1:], 3, (4, 3))
 
 
 def test_explicit_factors_clip_cells_beyond_the_grid():

@@ -7,10 +7,14 @@ import copy
 import pytest
 import torch
 
+from ada3d.benchmark.flops import FlopCounter
 from ada3d.models.adaptive.bev_grid import BevGrid
+from ada3d.models.adaptive.column_ops import pool_to_grid, site_cells
 from ada3d.models.adaptive.heatmap import centre_heatmap
 from ada3d.models.adaptive.importance_predictor import ImportancePredictor, importance_loss
 from ada3d.registry import MODELS
+from tests.ada3d.adaptive.test_column_ops import random_sparse
+from tests.ada3d.adaptive.test_padded_column_ops import padded
 
 IN_CHANNELS = {"encoder_layer2": 32, "encoder_layer3": 64, "bev": 128}
 
@@ -96,18 +100,56 @@ def test_bad_inputs_fail_loudly():
         ImportancePredictor({"backbone.0": 8})
 
 
-def test_eval_runs_each_batchnorm_as_a_multiply_add_without_changing_the_output():
+def far_from_identity(predictor: ImportancePredictor) -> ImportancePredictor:
+    """``predictor`` with BatchNorm statistics and affine parameters far from the identity (seeded)."""
     torch.manual_seed(0)
-    predictor = ImportancePredictor({"bev": 8}, hidden_channels=8, groups=2).double().eval()
     for norm in predictor.modules():
-        if isinstance(norm, torch.nn.BatchNorm2d):  # statistics and affine parameters far from the identity
+        if isinstance(norm, torch.nn.BatchNorm2d):
             norm.running_mean.uniform_(-1, 1)
             norm.running_var.uniform_(0.5, 2)
             norm.weight.data.uniform_(0.5, 1.5)
             norm.bias.data.uniform_(-1, 1)
+    return predictor
+
+
+def test_eval_runs_each_batchnorm_as_a_multiply_add_without_changing_the_output():
+    predictor = far_from_identity(ImportancePredictor({"bev": 8}, hidden_channels=8, groups=2).double().eval())
     features = torch.randn(2, 8, 9, 7, dtype=torch.float64)
     unfolded = predictor.out_conv(predictor.body(predictor.adapters["bev"](features))).sigmoid()  # modules in turn
     torch.testing.assert_close(predictor("bev", features), unfolded, rtol=1e-12, atol=1e-12)
     predictor.body[1].running_var.mul_(4)  # computed per call: new statistics take effect at once
     unfolded = predictor.out_conv(predictor.body(predictor.adapters["bev"](features))).sigmoid()
     torch.testing.assert_close(predictor("bev", features), unfolded, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("spatial_shape", "num_sites", "on_sites"),
+    [((3, 16, 20), 30, True), ((4, 5), 12, True), ((3, 16, 20), 300, False)],  # 2 x 4 x 5 = 40 grid cells
+)
+def test_sites_give_the_importance_of_their_pooled_grid(spatial_shape, num_sites, on_sites):
+    predictor = far_from_identity(ImportancePredictor({"s": 6}, hidden_channels=8, groups=2).double())
+    x = random_sparse(spatial_shape, batch_size=2, num_sites=num_sites, channels=6, seed=3)
+    x = x.replace_feature(x.features.double())
+    grid = (4, 5)
+    for training in (False, True):  # eval: the adapter on the sites when they are fewer than the cells
+        predictor.train(training)
+        expected = predictor("s", pool_to_grid(x, grid))
+        torch.testing.assert_close(predictor("s", x, grid), expected, rtol=1e-12, atol=1e-12)
+        y = padded(x, 7)  # padding rows of padded execution are left out; cells computed once by the caller
+        torch.testing.assert_close(predictor("s", y, grid, site_cells(y, grid)), expected, rtol=1e-12, atol=1e-12)
+    predictor.eval()
+    assert predictor._adapts_sites("s", x, grid) == on_sites
+    with FlopCounter(predictor) as counter:  # the adapter is counted on the rows it ran on
+        predictor("s", x, grid)
+    rows = num_sites if on_sites else 2 * 4 * 5
+    assert counter.by_layer["adapters.s.0"] == 2 * rows * 6 * 8
+    assert counter.by_layer["body.0"] == 2 * 40 * 9 * 8 * 8 // 2
+
+
+def test_sites_need_the_grid_shape_and_the_input_channels():
+    predictor = ImportancePredictor({"s": 6}, hidden_channels=8, groups=2).eval()
+    x = random_sparse((4, 5), batch_size=1, num_sites=5, channels=6)
+    with pytest.raises(ValueError, match=r"needs grid_shape=\(H, W\)"):
+        predictor("s", x)
+    with pytest.raises(ValueError, match="input 's' must have 6 channels, got a SparseTensor with 3"):
+        predictor("s", random_sparse((4, 5), batch_size=1, num_sites=5, channels=3), (4, 5))

@@ -99,6 +99,18 @@ def test_padded_ada3d_gives_the_eager_kept_sets_pixels_and_maps(voxels):
     assert len(graphed._runners_3d) == 2
 
 
+def test_without_output_copies_ada3d_hands_out_views_of_the_graph_buffers(voxels):
+    model = ada3d(torch.float64)
+    graphed = GraphedDetector(model, capture=False, copy_outputs=False)
+    inputs = on(voxels, torch.float64)
+    check_ada3d(model, graphed, inputs, CPU_TOLERANCE)  # the same kept sets, pixels and maps as with copies
+    with torch.no_grad():
+        views = graphed.encode_3d(inputs)
+        copies = GraphedDetector(model, capture=False).encode_3d(inputs)
+    assert views.features._base is not None and views.indices._base is not None  # rows sliced off the buffers
+    assert copies.features._base is None and copies.indices._base is None
+
+
 def test_padded_dense_second_gives_the_eager_bev_and_maps(voxels):
     model = dense_second(torch.float64)
     check_dense(model, GraphedDetector(model, capture=False), on(voxels, torch.float64), CPU_TOLERANCE)
