@@ -63,6 +63,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             parser.error("--frames and --repeats must be >= 1, --warmup >= 0")
         if args.cuda_graphs and not args.device.startswith("cuda"):
             parser.error(f"--cuda-graphs needs a CUDA --device, got {args.device!r}")
+        if args.input_ceiling and not args.dense_config:
+            parser.error("--input-ceiling times the dense model: give --dense-config and --dense-checkpoint")
+        if args.input_ceiling and not all(0.0 < share <= 1.0 for share in args.input_ceiling):
+            parser.error(f"--input-ceiling shares must lie in (0, 1], got {args.input_ceiling}")
+        if args.plot_dir and not args.input_ceiling:
+            parser.error("--plot-dir goes with --input-ceiling")
         return args
     if "all" in args.scenario:
         args.scenario = list(SCENARIO_NAMES)
@@ -117,6 +123,11 @@ def _add_ada3d_parser(commands) -> None:
     ada3d.add_argument("--profile", action="store_true",
                        help="also print torch-profiler tables of the 3D and 2D parts of each model on the first frame "
                        "of each source (through CUDA graphs with --cuda-graphs)")
+    ada3d.add_argument("--input-ceiling", nargs="+", type=float, metavar="SHARE",
+                       help="also time the dense model's 3D part on these shares of the input voxel columns (cells "
+                       "of the importance grid kept at random, seeded): the ceiling of any voxel dropping, e.g. "
+                       "1.0 0.8 0.6 0.4 0.25 (needs --dense-config)")
+    ada3d.add_argument("--plot-dir", help="with --input-ceiling: save its plot here (ada3d_input_ceiling_<data>.png)")
     ada3d.add_argument("--output", help="append the markdown report to this file (e.g. docs/benchmarks.md)")
     ada3d.add_argument("--json", help="write every number (summaries and per frame) to this JSON file")
 
@@ -190,6 +201,8 @@ def _ada3d(args: argparse.Namespace, command: str) -> int:
         text = report(runs, environment(device), settings, command)
         print(f"\n{text}", flush=True)
         results["sources"][source] = [run_to_json(run) for run in runs]
+        if args.input_ceiling:
+            _input_ceiling(args, models, runs, frames, source, device, results)
         if args.profile:
             for model, label in models:
                 print(f"\nProfile of {label} on {frames[0].name} ({source}):")
@@ -200,6 +213,26 @@ def _ada3d(args: argparse.Namespace, command: str) -> int:
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
     return 0
+
+
+def _input_ceiling(args, models: list, runs: list, frames: list, source: str, device, results: dict) -> None:
+    """The dense model's 3D part on shares of the input columns: table, JSON and (``--plot-dir``) plot."""
+    from dataclasses import asdict
+
+    from ada3d.benchmark.input_ceiling import ceiling_table, input_ceiling, plot_ceiling
+
+    points = input_ceiling(models[0][0], frames, args.input_ceiling, device, args.warmup, args.repeats,
+                           args.cuda_graphs)  # fmt: skip
+    part = "3d_graphs" if args.cuda_graphs else "3d"
+    mode = "CUDA graphs" if args.cuda_graphs else "eager"
+    print(f"\nDense 3D part ({mode}) on shares of the input columns, {source}:\n{ceiling_table(points)}", flush=True)
+    results.setdefault("input_ceiling", {})[source] = [asdict(p) for p in points]
+    if args.plot_dir:
+        marks = {f"{label} (all input voxels)": (1.0, run.mean_ms(part)) for (_, label), run in zip(models, runs)}
+        path = Path(args.plot_dir) / f"ada3d_input_ceiling_{source}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        plot_ceiling(points, path, f"{source}: 3D part vs input voxels kept ({mode}, {device})", marks)
+        print(f"plot: {path}")
 
 
 def _sparse(args: argparse.Namespace, command: str) -> int:

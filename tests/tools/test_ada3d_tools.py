@@ -41,7 +41,8 @@ def test_benchmark_ada3d_compares_dense_and_dropping_models(tmp_path, capsys, sy
     argv = ["ada3d", str(dropping_config), str(tiny_checkpoint), "--dense-config", str(TINY_CONFIG),
             "--dense-checkpoint", str(tiny_checkpoint), "--frames", "1", "--kitti-root", str(KITTI_DEMO_ROOT),
             "--cfg-options", f"val_dataloader.dataset.data_root={synthkitti_root}/", *FAST,
-            "--output", str(report), "--json", str(numbers)]
+            "--output", str(report), "--json", str(numbers), "--input-ceiling", "1.0", "0.5",
+            "--plot-dir", str(tmp_path)]  # fmt: skip
     assert benchmark_cli.main(argv) == 0
     written = report.read_text()
     assert written.count("Ada3D benchmark, ") == 2 and "synthetic-val, 1 frame(s)" in written
@@ -53,7 +54,13 @@ def test_benchmark_ada3d_compares_dense_and_dropping_models(tmp_path, capsys, sy
     assert dense["frames"][0]["name"] == dropping["frames"][0]["name"] == "000001"
     assert dropping["summary"]["stages"][0]["kept_of_occupied"] == pytest.approx(0.25, abs=0.01)
     assert dropping["summary"]["flops"]["3d"] == dense["summary"]["flops"]["3d"] > 0
-    assert "| tiny_dropping |" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "| tiny_dropping |" in out and "Dense 3D part (eager) on shares of the input columns, real-kitti:" in out
+    full, half = results["input_ceiling"]["real-kitti"]
+    assert full["share"] == 1.0 and full["voxels"] == full["total_voxels"] == dense["frames"][0]["voxels"]
+    assert 0.3 < half["voxels"] / half["total_voxels"] < 0.7 and half["ms"] > 0
+    for source in ("real-kitti", "synthetic-val"):
+        assert (tmp_path / f"ada3d_input_ceiling_{source}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_benchmark_ada3d_refuses_bad_arguments(tiny_checkpoint):
@@ -63,6 +70,12 @@ def test_benchmark_ada3d_refuses_bad_arguments(tiny_checkpoint):
         benchmark_cli.parse_args(["ada3d", str(TINY_CONFIG), "ckpt.pth", "--frames", "0"])
     with pytest.raises(SystemExit):
         benchmark_cli.parse_args(["ada3d", str(TINY_CONFIG), "ckpt.pth", "--cuda-graphs", "--device", "cpu"])
+    with pytest.raises(SystemExit):  # the ceiling times the dense model
+        benchmark_cli.parse_args(["ada3d", str(TINY_CONFIG), "ckpt.pth", "--input-ceiling", "0.5"])
+    dense = ["--dense-config", str(TINY_CONFIG), "--dense-checkpoint", "ckpt.pth"]
+    for bad in (["--input-ceiling", "0"], ["--input-ceiling", "1.5"], ["--plot-dir", "plots"]):
+        with pytest.raises(SystemExit):
+            benchmark_cli.parse_args(["ada3d", str(TINY_CONFIG), "ckpt.pth", *dense, *bad])
     graphs = benchmark_cli.parse_args(["ada3d", str(TINY_CONFIG), "ckpt.pth", "--cuda-graphs", "--device", "cuda"])
     assert graphs.cuda_graphs
     with pytest.raises(FileNotFoundError, match="checkpoint file not found: missing.pth"):

@@ -18,6 +18,7 @@ from ada3d.benchmark.ada3d_bench import (
     run_to_json,
 )
 from ada3d.benchmark.detector_frames import kitti_frames
+from ada3d.benchmark.input_ceiling import ceiling_table, input_ceiling, keep_input_columns
 from ada3d.registry import MODELS
 from sparse_ops.tensor import SparseTensor
 from tests.conftest import KITTI_DEMO_ROOT
@@ -103,6 +104,25 @@ def test_profile_parts_lists_the_ops_of_both_parts(frame):
     assert "aten::" in second  # the dense BEV backbone's convolutions
     graphed = profile_parts(_tiny(), frame, CPU, cuda_graphs=True, rows=5)  # off CUDA: padded execution, eager
     assert graphed.startswith("3D part (encode_3d) as CUDA graphs:") and "aten::" in graphed
+
+
+def test_input_ceiling_keeps_whole_columns_of_the_drawn_cells(frame):
+    model = _tiny()
+    voxels = model.data_preprocessor(frame.batch, False)["inputs"]["voxels"]
+    factors = (8, 8)
+    grid = tuple(model.middle_encoder.out_spatial_shape[-2:])
+    keep_cells = torch.rand(1, *grid, generator=torch.Generator().manual_seed(0)) < 0.5
+    kept = keep_input_columns(voxels, keep_cells, factors)
+    coors = voxels["coors"].long()
+    expected = keep_cells[0, coors[:, 2] // 8, coors[:, 3] // 8]
+    assert 0 < expected.sum() < len(coors) and torch.equal(kept["coors"], voxels["coors"][expected])
+    assert torch.equal(kept["voxels"], voxels["voxels"][expected]) and kept["batch_size"] == voxels["batch_size"]
+    points = input_ceiling(model, [frame], [1.0, 0.3], CPU, warmup=0, repeats=1, cuda_graphs=True)
+    assert [p.share for p in points] == [1.0, 0.3] and points[0].voxels == points[0].total_voxels == len(coors)
+    assert 0.1 < points[1].voxel_share < 0.5 and all(p.ms > 0 for p in points)
+    assert "| 30% | " in ceiling_table(points) and "| 100% | 100.0% |" in ceiling_table(points)
+    with pytest.raises(ValueError, match=r"shares must lie in \(0, 1\], got \[0.0\]"):
+        input_ceiling(model, [frame], [0.0], CPU)
 
 
 def test_fresh_input_gives_sparse_tensors_an_empty_kernel_map_cache():
