@@ -73,7 +73,8 @@ def input_ceiling(
         device: where it runs.
         warmup, repeats: per frame and share (:func:`~ada3d.benchmark.timing.measure`).
         cuda_graphs: time through a :class:`GraphedDetector` (one per share: its capacities fit that share).
-        seed: of the cell draws; the same cells for every frame of a batch size.
+        seed: of the cell draws. Every share sees the same draws, so a smaller share keeps a subset of a larger
+            share's columns.
     """
     if any(not 0.0 < share <= 1.0 for share in shares):
         raise ValueError(f"input-column shares must lie in (0, 1], got {list(shares)}")
