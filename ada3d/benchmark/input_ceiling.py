@@ -19,8 +19,9 @@ import torch
 
 from ada3d.benchmark.detector_frames import DetectorFrame
 from ada3d.benchmark.timing import measure
-from ada3d.models.adaptive.bev_grid import downsample_factors
+from ada3d.models.adaptive.column_ops import site_cells
 from ada3d.models.detectors.graphed import GraphedDetector
+from sparse_ops import SparseTensor
 
 
 @dataclass
@@ -38,19 +39,19 @@ class CeilingPoint:
         return self.voxels / max(self.total_voxels, 1)
 
 
-def keep_input_columns(voxels: dict, keep_cells: torch.Tensor, factors: Sequence[int]) -> dict:
+def keep_input_columns(voxels: dict, keep_cells: torch.Tensor, sparse_shape: Sequence[int]) -> dict:
     """The hard voxels whose importance cell is kept.
 
     Args:
         voxels: ``dict(voxels [V, P, C], num_points [V], coors [V, 4] (b, z, y, x), batch_size)``.
         keep_cells: ``[B, H, W]`` bool on the importance grid.
-        factors: ``(r_y, r_x)`` from the voxel grid to the importance grid.
+        sparse_shape: the voxel grid ``(z, y, x)``; it relates to the importance grid by
+            :func:`~ada3d.models.adaptive.bev_grid.downsample_factors`.
     """
-    coors = voxels["coors"].long()
-    height, width = keep_cells.shape[1:]
-    rows = (coors[:, 2] // factors[0]).clamp(max=height - 1)
-    cols = (coors[:, 3] // factors[1]).clamp(max=width - 1)
-    keep = keep_cells[coors[:, 0], rows, cols]
+    coors = voxels["coors"]
+    sites = SparseTensor(coors.new_zeros(len(coors), 1), coors, sparse_shape, keep_cells.shape[0], validate=False)
+    cells = site_cells(sites, keep_cells.shape[1:])
+    keep = keep_cells.reshape(-1)[cells]
     return dict(voxels, **{key: voxels[key][keep] for key in ("voxels", "num_points", "coors")})
 
 
@@ -79,7 +80,6 @@ def input_ceiling(
     if any(not 0.0 < share <= 1.0 for share in shares):
         raise ValueError(f"input-column shares must lie in (0, 1], got {list(shares)}")
     encoder = model.middle_encoder
-    factors = downsample_factors(encoder.sparse_shape[-2:], encoder.out_spatial_shape[-2:])
     grid = tuple(int(s) for s in encoder.out_spatial_shape[-2:])
     points = []
     with torch.no_grad():
@@ -91,7 +91,7 @@ def input_ceiling(
             kept_voxels, total, times = 0, 0, []
             for voxels in inputs:
                 cells = torch.rand(int(voxels["batch_size"]), *grid, generator=generator) < share
-                kept = keep_input_columns(voxels, cells.to(voxels["coors"].device), factors)
+                kept = keep_input_columns(voxels, cells.to(voxels["coors"].device), encoder.sparse_shape)
                 kept_voxels += len(kept["coors"])
                 total += len(voxels["coors"])
                 run = functools.partial(encode, kept)

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ada3d.models.adaptive.column_ops import pool_rows, pool_to_grid, site_cells
+from ada3d.models.adaptive.column_ops import pool_to_grid
 from ada3d.models.layers.norm import build_norm_layer, inference_affine
 from ada3d.registry import MODELS
 from sparse_ops import SparseTensor
@@ -131,11 +131,12 @@ class ImportancePredictor(nn.Module):
         if sparse:
             if grid_shape is None:
                 raise ValueError("ImportancePredictor needs grid_shape=(H, W) to pool the sites of a SparseTensor")
-            if self._adapts_sites(name, features, grid_shape):  # see the class docstring
-                hidden = self._adapted_sites(blocks[0], blocks[1], features, grid_shape, cells)
+            sites = features.replace_feature(features.features.detach())
+            if self._adapts_sites(name, sites, grid_shape):  # see the class docstring
+                hidden = self._adapted_sites(blocks[0], blocks[1], sites, grid_shape, cells)
                 blocks = blocks[3:]
             else:
-                hidden = pool_to_grid(features, grid_shape, cells=cells).detach()
+                hidden = pool_to_grid(sites, grid_shape, cells=cells)
         else:
             hidden = features.detach()
         for conv, norm, activation in zip(blocks[0::3], blocks[1::3], blocks[2::3]):
@@ -156,10 +157,8 @@ class ImportancePredictor(nn.Module):
         """Eval: ``ReLU(norm(conv(pool(x))))`` as ``ReLU(pool(x @ (scale * W)^T) + shift)``, ``[B, hidden, H, W]``."""
         scale, shift = inference_affine(norm)
         weight = conv.weight[:, :, 0, 0] * scale[:, None].to(conv.weight.dtype)
-        rows = x.features.detach() @ weight.to(x.features.dtype).t()
-        cells = site_cells(x, grid_shape) if cells is None else cells
-        pooled = pool_rows(rows, cells, x.batch_size, grid_shape)
-        return torch.relu_(pooled + shift.to(rows.dtype)[:, None, None])
+        pooled = pool_to_grid(x.replace_feature(x.features @ weight.to(x.features.dtype).t()), grid_shape, cells=cells)
+        return torch.relu_(pooled + shift.to(pooled.dtype)[:, None, None])
 
     def fused_conv_calls(self, inputs: tuple, output: torch.Tensor) -> list[tuple[str, nn.Module, SparseTensor, None]]:
         """For :class:`~ada3d.benchmark.flops.FlopCounter`: the adapter conv an eval forward on sites ran itself,

@@ -109,10 +109,9 @@ def test_profile_parts_lists_the_ops_of_both_parts(frame):
 def test_input_ceiling_keeps_whole_columns_of_the_drawn_cells(frame):
     model = _tiny()
     voxels = model.data_preprocessor(frame.batch, False)["inputs"]["voxels"]
-    factors = (8, 8)
     grid = tuple(model.middle_encoder.out_spatial_shape[-2:])
     keep_cells = torch.rand(1, *grid, generator=torch.Generator().manual_seed(0)) < 0.5
-    kept = keep_input_columns(voxels, keep_cells, factors)
+    kept = keep_input_columns(voxels, keep_cells, model.middle_encoder.sparse_shape)
     coors = voxels["coors"].long()
     expected = keep_cells[0, coors[:, 2] // 8, coors[:, 3] // 8]
     assert 0 < expected.sum() < len(coors) and torch.equal(kept["coors"], voxels["coors"][expected])
