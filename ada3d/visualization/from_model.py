@@ -7,10 +7,11 @@ detector (``mode='predict'``) and returns the view with its predictions and, for
 * ``"3D input"``: the voxels the encoder received, all kept, on the voxel grid (points outside the range, or in
   voxels the voxeliser's ``max_voxels`` left out, are not in the stage);
 * one stage per :class:`~ada3d.models.adaptive.pruning_record.PruningRecord` of ``model.last_pruning`` in network
-  order (``"after encoder_layer1"`` ..., then ``"BEV"``): cell-level on the importance grid, its cells the record's
-  occupied ones and ``kept`` its kept mask. A 3D drop removes whole voxel columns, so a point's status is its BEV
-  cell's; points in cells that an earlier stage dropped are not in the stage. A stage that ranked its cells (keep
-  ratio below 1) carries the scores it ranked them by as its importance map (NaN on unoccupied cells).
+  order (``"before the stem"`` for a drop of input voxels, ``"after encoder_layer1"`` ..., then ``"BEV"``):
+  cell-level on the importance grid, its cells the record's occupied ones and ``kept`` its kept mask. A 3D drop
+  removes whole voxel columns, so a point's status is its BEV cell's; points in cells that an earlier stage
+  dropped are not in the stage. A stage that ranked its cells (keep ratio below 1) carries the scores it ranked
+  them by as its importance map (NaN on unoccupied cells).
 
 A dense ``VoxelNet`` leaves no records: its view has predictions only.
 """
@@ -25,15 +26,20 @@ import torch
 
 from ada3d.models.adaptive.bev_grid import BevGrid
 from ada3d.models.adaptive.pruning_record import PruningRecord
+from ada3d.models.middle_encoders.sparse_encoder import INPUT_STAGE
 from ada3d.structures import Det3DDataSample
 from ada3d.visualization.frame_view import FrameView, GridGeometry, PruningStage
 
 VOXEL_INPUT_STAGE = "3D input"
+STEM_STAGE = "before the stem"
 BEV_STAGE = "BEV"
 
 
 def stage_name(record_stage: str) -> str:
-    """Viewer name of a drop stage: ``'bev'`` -> ``"BEV"``, ``'encoder_layer2'`` -> ``"after encoder_layer2"``."""
+    """Viewer name of a drop stage: ``'bev'`` -> ``"BEV"``, ``'input'`` -> ``"before the stem"``,
+    ``'encoder_layer2'`` -> ``"after encoder_layer2"``."""
+    if record_stage == INPUT_STAGE:
+        return STEM_STAGE
     return BEV_STAGE if record_stage == "bev" else f"after {record_stage}"
 
 

@@ -17,6 +17,7 @@ from ada3d.models.adaptive.pruning_record import PruningRecord
 from ada3d.models.adaptive.spatial_filter import STRATEGIES
 from ada3d.models.backbones.sparse_second import SparseSECOND
 from ada3d.models.detectors.voxelnet import VoxelNet
+from ada3d.models.middle_encoders.sparse_encoder import INPUT_STAGE
 from ada3d.models.necks.sparse_second_fpn import SparseSECONDFPN
 from ada3d.registry import MODELS
 from ada3d.structures import Det3DDataSample
@@ -38,8 +39,10 @@ class Ada3DVoxelNet(VoxelNet):
             * ``predictor``: :class:`ImportancePredictor` config; its ``in_channels`` are filled in (one input
               per drop stage: the encoder stage's channels, and the BEV channels under ``'bev'``).
             * ``filter``: :class:`SpatialFilter` config (``density_prior=dict(kernel, alpha, eps)`` or None).
-            * ``drop_3d_stages``: encoder stages (``'encoder_layer1'`` ...) after which whole voxel columns are
-              dropped; ``keep_ratios_3d``: the share of occupied importance-grid cells each keeps.
+            * ``drop_3d_stages``: where whole voxel columns are dropped: ``'input'`` (the voxels, before the
+              stem: the predictor reads the voxel features) and / or encoder stages (``'encoder_layer1'`` ...,
+              after the stage), in network order; ``keep_ratios_3d``: the share of occupied importance-grid cells
+              each keeps.
             * ``keep_ratio_bev``: the share of occupied BEV pixels the 2D backbone runs on.
             * ``strategy``: how cells are ranked: ``'predictor'`` (Ada3D), ``'random'`` or ``'distance'``
               (nearest first) - the baselines of the keep-ratio sweep.
@@ -72,7 +75,11 @@ class Ada3DVoxelNet(VoxelNet):
         self.drop_3d_stages = tuple(settings.get("drop_3d_stages", ()))
         missing = [name for name in self.drop_3d_stages if name not in stage_channels]
         if missing:
-            raise ValueError(f"drop_3d_stages {missing} are not encoder stages; stages: {sorted(stage_channels)}")
+            raise ValueError(f"drop_3d_stages {missing} are not encoder stages; stages: {list(stage_channels)}")
+        order = [list(stage_channels).index(name) for name in self.drop_3d_stages]
+        if order != sorted(set(order)):
+            raise ValueError(f"drop_3d_stages {self.drop_3d_stages} must be distinct and in network order "
+                             f"{list(stage_channels)}")  # fmt: skip
         self.loss_weight = float(settings.get("loss_weight", 1.0))
         self.footprint_floor = float(settings.get("footprint_floor", 0.0))
         if not 0.0 <= self.footprint_floor <= 1.0:
@@ -200,8 +207,9 @@ class Ada3DVoxelNet(VoxelNet):
 
 
 def _stage_channels(middle_encoder: nn.Module) -> dict[str, int]:
-    """Output channels of each encoder stage (``encoder_layer1`` ...): its last convolution's."""
-    channels = {}
+    """Channels of the tensor each drop stage sees: the voxel features for :data:`INPUT_STAGE` (before the stem),
+    an encoder stage's (``encoder_layer1`` ...) last convolution's output channels."""
+    channels = {INPUT_STAGE: middle_encoder.in_channels}
     for name, stage in middle_encoder.encoder_layers.named_children():
         convs = [m for m in stage.modules() if isinstance(m, SparseConvolution)]
         channels[name] = convs[-1].out_channels

@@ -13,6 +13,9 @@ from ada3d.registry import MODELS
 from sparse_ops import SparseTensor
 from sparse_ops.nn import SparseConvolution, SparseSequential
 
+INPUT_STAGE = "input"
+"""The name under which :meth:`SparseEncoder.encode` hands the input voxels (before the stem) to ``after_stage``."""
+
 
 @MODELS.register_module()
 class SparseEncoder(nn.Module):
@@ -105,10 +108,13 @@ class SparseEncoder(nn.Module):
     ) -> SparseTensor:
         """The sparse output of ``conv_out`` (``spatial_shape = out_spatial_shape``, ``output_channels`` features).
 
-        ``after_stage(name, x)``, when given, is called after each encoder stage (``encoder_layer1`` ...) and
-        may return a tensor with fewer sites (Ada3D drops voxels there); the next stage runs on what it returns.
+        ``after_stage(name, x)``, when given, is called on the voxels before the stem (name :data:`INPUT_STAGE`)
+        and after each encoder stage (``encoder_layer1`` ...); it may return a tensor with fewer sites (Ada3D drops
+        voxel columns there) and the network goes on with what it returns.
         """
         x = self.sparse_tensor_type(voxel_features, coors, self.sparse_shape, batch_size)
+        if after_stage is not None:
+            x = after_stage(INPUT_STAGE, x)
         x = self.conv_input(x)
         for name, stage in self.encoder_layers.named_children():
             x = stage(x)

@@ -6,7 +6,9 @@ import pytest
 import torch
 from mmengine import Config
 
+from ada3d.benchmark.input_ceiling import keep_input_columns
 from ada3d.models.adaptive.heatmap import centre_heatmap, importance_target
+from ada3d.models.adaptive.height_compression import to_bev
 from ada3d.models.adaptive.importance_predictor import importance_loss
 from ada3d.models.adaptive.spatial_filter import keep_counts
 from ada3d.registry import MODELS
@@ -102,6 +104,36 @@ def test_stage3_drops_top_k_columns_and_pixels_and_freezes_the_predictor(batch):
     assert bev.features.shape[0] == int(model.last_pruning[-1].kept.sum())  # one BEV pixel per kept cell
 
 
+def test_an_input_drop_runs_the_whole_encoder_on_the_kept_voxel_columns(batch):
+    model = build(3, drop_3d_stages=("input", "encoder_layer2"), keep_ratios_3d=(0.5, 1.0), keep_ratio_bev=1.0)
+    model.eval()
+    voxels = batch[0]["voxels"]
+    assert model.predictor.in_channels["input"] == model.middle_encoder.in_channels == 4  # reads the voxel features
+    with torch.no_grad():
+        bev = model.encode_3d(voxels)
+        record = model.last_pruning[0]
+        kept = keep_input_columns(voxels, record.kept, model.middle_encoder.sparse_shape)
+        features = model.voxel_encoder(kept["voxels"], kept["num_points"])
+        expected = to_bev(model.middle_encoder.encode(features, kept["coors"], kept["batch_size"]))
+    assert [r.stage for r in model.last_pruning] == ["input", "encoder_layer2", "bev"]
+    per_sample = torch.bincount(voxels["coors"][:, 0].long(), minlength=2)
+    assert torch.equal(record.sites_before, per_sample)  # the stage saw every voxel ...
+    assert torch.equal(record.sites_after, torch.bincount(kept["coors"][:, 0].long(), minlength=2))
+    assert torch.equal(record.kept.flatten(1).sum(1), keep_counts(record.occupied.flatten(1).sum(1), 0.5))
+    assert (record.sites_after < per_sample).all()  # ... and the stem only the kept columns' voxels
+    assert torch.equal(bev.indices, expected.indices)
+    torch.testing.assert_close(bev.features, expected.features)
+
+
+def test_stage2_trains_the_input_adapter_with_the_shared_body(batch):
+    model = build(2, drop_3d_stages=("input",), keep_ratios_3d=(0.5,))
+    inputs, samples = batch
+    adapter = {k: v.clone() for k, v in model.predictor.adapters["input"].state_dict().items()}
+    losses = train_steps(model, inputs, samples, steps=2)
+    assert set(losses) == {"loss_importance"} and len(model._importance) == 2  # the input and the BEV
+    assert changed(adapter, model.predictor.adapters["input"].state_dict())
+
+
 def test_set_keep_ratios_and_strategies(batch):
     model = build(3).eval()
     inputs, _ = batch
@@ -152,6 +184,10 @@ def test_stage2_loss_is_the_mse_to_the_importance_target(batch, footprint_floor)
 def test_bad_settings_are_named():
     with pytest.raises(ValueError, match="not encoder stages"):
         build(1, drop_3d_stages=("encoder_layer9",), keep_ratios_3d=(1.0,))
+    with pytest.raises(ValueError, match="in network order"):
+        build(1, drop_3d_stages=("encoder_layer2", "input"), keep_ratios_3d=(1.0, 1.0))
+    with pytest.raises(ValueError, match="distinct"):
+        build(1, drop_3d_stages=("input", "input"), keep_ratios_3d=(1.0, 1.0))
     with pytest.raises(ValueError, match="unknown adaptive settings"):
         build(1, keep_ratio=0.5)
     with pytest.raises(ValueError, match="train_stage must be one of"):

@@ -37,8 +37,12 @@ def on(voxels: dict, dtype: torch.dtype, device: str = "cpu", rows: torch.Tensor
                 coors=voxels["coors"][rows].to(device), batch_size=voxels["batch_size"])  # fmt: skip
 
 
-def ada3d(dtype: torch.dtype, device: str = "cpu") -> torch.nn.Module:
-    return build(3).to(device, dtype).eval()  # drops after encoder_layer1 / 2 (0.6, 0.8) and BEV pixels (0.5)
+def ada3d(dtype: torch.dtype, device: str = "cpu", **adaptive) -> torch.nn.Module:
+    """The tiny stage-3 Ada3D: drops after encoder_layer1 / 2 (0.6, 0.8) and BEV pixels (0.5), or ``adaptive``'s."""
+    return build(3, **adaptive).to(device, dtype).eval()
+
+
+INPUT_DROPS = dict(drop_3d_stages=("input", "encoder_layer2"), keep_ratios_3d=(0.5, 0.8))  # before the stem too
 
 
 def dense_second(dtype: torch.dtype, device: str = "cpu") -> torch.nn.Module:
@@ -85,6 +89,13 @@ def check_dense(model, graphed: GraphedDetector, inputs: dict, tolerance: float)
         graphed_maps = graphed.encode_2d(graphed_bev)
     assert_same_maps([graphed_bev], [bev], tolerance)
     assert_same_maps(graphed_maps, maps, tolerance)
+
+
+def test_padded_ada3d_with_an_input_drop_gives_the_eager_kept_sets_pixels_and_maps(voxels):
+    model = ada3d(torch.float64, **INPUT_DROPS)
+    graphed = GraphedDetector(model, capture=False)
+    check_ada3d(model, graphed, on(voxels, torch.float64), CPU_TOLERANCE)
+    assert [r.stage for r in graphed.model.last_pruning] == ["input", "encoder_layer2", "bev"]
 
 
 def test_padded_ada3d_gives_the_eager_kept_sets_pixels_and_maps(voxels):
@@ -166,10 +177,13 @@ def test_graphed_detector_refuses_training_mode_and_a_graphed_random_strategy(vo
 
 
 @pytest.mark.gpu
-@pytest.mark.parametrize("detector", ["ada3d", "dense"])
+@pytest.mark.parametrize("detector", ["ada3d", "ada3d_input_drop", "dense"])
 def test_cuda_graphs_replay_the_eager_outputs(voxels, detector):
-    build_model, check = (ada3d, check_ada3d) if detector == "ada3d" else (dense_second, check_dense)
-    model = build_model(torch.float32, "cuda")
+    if detector == "dense":
+        model, check = dense_second(torch.float32, "cuda"), check_dense
+    else:
+        drops = INPUT_DROPS if detector == "ada3d_input_drop" else {}
+        model, check = ada3d(torch.float32, "cuda", **drops), check_ada3d
     graphed = GraphedDetector(model)
     inputs = on(voxels, torch.float32, "cuda")
     for _ in range(3):  # capture, then replays of the same graphs

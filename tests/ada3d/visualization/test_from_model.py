@@ -8,7 +8,7 @@ from mmengine.config import Config
 
 from ada3d.models.adaptive.bev_grid import BevGrid
 from ada3d.visualization import DROPPED, KEPT, NOT_IN_STAGE, load_kitti_frame
-from ada3d.visualization.from_model import keep_ratios, load_model, predict_frame
+from ada3d.visualization.from_model import keep_ratios, load_model, predict_frame, stage_name
 from tests.ada3d.visualization.conftest import REPO_ROOT, TINY_ADA3D_CONFIG, save_random_checkpoint
 from tests.conftest import KITTI_DEMO_ROOT
 
@@ -46,6 +46,11 @@ def test_stages_follow_the_pruning_records(ada3d_run):
         np.testing.assert_array_equal(np.isnan(stage.importance), ~occupied)
         np.testing.assert_allclose(stage.importance[occupied], record.scores[0].numpy()[occupied])
     assert view.stages[-1].kept.sum() == records[-1].sites_after[0]  # BEV sites are the kept pixels
+
+
+def test_stage_names_say_where_a_stage_drops():
+    names = [stage_name(stage) for stage in ("input", "encoder_layer2", "bev")]
+    assert names == ["before the stem", "after encoder_layer2", "BEV"]
 
 
 def test_a_point_has_the_status_of_its_bev_cell(ada3d_run):
