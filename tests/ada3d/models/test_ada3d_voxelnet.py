@@ -194,3 +194,27 @@ def test_bad_settings_are_named():
         build(1, train_stage="all")
     with pytest.raises(ValueError, match="footprint_floor must lie in"):
         build(2, footprint_floor=-0.1)
+
+
+ADA3D_CONFIGS = sorted((CONFIG_ROOT / "ada3d").glob("*.py"))
+
+
+@pytest.mark.parametrize("path", ADA3D_CONFIGS, ids=lambda path: path.stem)
+def test_shipped_ada3d_configs_build_their_drop_stages(path):
+    cfg = Config.fromfile(path)
+    model = MODELS.build(cfg.model)
+    adaptive = cfg.model.adaptive
+    assert model.drop_3d_stages == tuple(adaptive.drop_3d_stages)
+    assert set(model.predictor.input_names) == {*adaptive.drop_3d_stages, "bev"}
+
+
+@pytest.mark.parametrize("stage", [2, 3])
+def test_input_drop_configs_differ_from_the_6e_configs_only_in_the_drop_stages(stage):
+    name = f"second_hv_secfpn_6e_synthkitti-3d-3class_stage{stage}.py"
+    base = Config.fromfile(CONFIG_ROOT / "ada3d" / f"ada3d_{name}").to_dict()
+    variant = Config.fromfile(CONFIG_ROOT / "ada3d" / f"ada3d-input_{name}").to_dict()
+    assert variant["model"]["adaptive"]["drop_3d_stages"] == ("input",)
+    for config in (base, variant):
+        for key in ("drop_3d_stages", "keep_ratios_3d"):
+            config["model"]["adaptive"].pop(key)
+    assert variant == base
