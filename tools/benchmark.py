@@ -69,6 +69,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             parser.error(f"--input-ceiling shares must lie in (0, 1], got {args.input_ceiling}")
         if args.plot_dir and not args.input_ceiling:
             parser.error("--plot-dir goes with --input-ceiling")
+        ratios = [*(args.keep_ratios_3d or []), *([] if args.keep_ratio_bev is None else [args.keep_ratio_bev])]
+        if not all(0.0 < ratio <= 1.0 for ratio in ratios):
+            parser.error(f"keep ratios must lie in (0, 1], got {ratios}")
         return args
     if "all" in args.scenario:
         args.scenario = list(SCENARIO_NAMES)
@@ -120,6 +123,11 @@ def _add_ada3d_parser(commands) -> None:
     ada3d.add_argument("--repeats", type=int, default=5)
     ada3d.add_argument("--cfg-options", nargs="+", action=DictAction, default=None,
                        help="override keys of both configs, e.g. val_dataloader.dataset.data_root=data/synthkitti/")
+    ada3d.add_argument("--keep-ratios-3d", nargs="+", type=float, metavar="R",
+                       help="the Ada3D model's keep ratio at each of its 3D drop stages (model.adaptive.drop_3d_stages "
+                       "of CONFIG), e.g. 0.4 for a config that drops before the stem: to time other ratios without a "
+                       "config per ratio (--cfg-options would reach the dense model too)")
+    ada3d.add_argument("--keep-ratio-bev", type=float, metavar="R", help="the Ada3D model's BEV keep ratio (as above)")
     ada3d.add_argument("--profile", action="store_true",
                        help="also print torch-profiler tables of the 3D and 2D parts of each model on the first frame "
                        "of each source (through CUDA graphs with --cuda-graphs)")
@@ -144,6 +152,24 @@ def _without_output(words: list[str]) -> list[str]:
         else:
             kept.append(word)
     return kept
+
+
+def _with_keep_ratios(model, label: str, args: argparse.Namespace) -> str:
+    """Apply ``--keep-ratios-3d`` / ``--keep-ratio-bev`` to ``model``; its label, with the ratios if they were given.
+
+    Raises:
+        ValueError: if the model has no ``set_keep_ratios`` (not an Ada3D detector), or for a wrong number of 3D
+            ratios (one per drop stage).
+    """
+    if args.keep_ratios_3d is None and args.keep_ratio_bev is None:
+        return label
+    if not callable(getattr(model, "set_keep_ratios", None)):
+        raise ValueError(f"{args.config}: {type(model).__name__} has no set_keep_ratios(); --keep-ratios-3d and "
+                         "--keep-ratio-bev need an Ada3D detector (a config under configs/ada3d/)")  # fmt: skip
+    model.set_keep_ratios(keep_ratios_3d=args.keep_ratios_3d, keep_ratio_bev=args.keep_ratio_bev)
+    settings = [f"3D {' / '.join(f'{r:g}' for r in args.keep_ratios_3d)}"] if args.keep_ratios_3d else []
+    settings += [] if args.keep_ratio_bev is None else [f"BEV {args.keep_ratio_bev:g}"]
+    return f"{label} [keep {', '.join(settings)}]"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -182,7 +208,7 @@ def _ada3d(args: argparse.Namespace, command: str) -> int:
         dense, _ = load_detector(args.dense_config, args.dense_checkpoint, device, args.cfg_options)
         models.append((dense, f"{Path(args.dense_config).stem} (dense)"))
     model, cfg = load_detector(args.config, args.checkpoint, device, args.cfg_options)
-    models.append((model, Path(args.config).stem))
+    models.append((model, _with_keep_ratios(model, Path(args.config).stem, args)))
     sources = ["synthetic-val", "real-kitti"] if args.data == "both" else [args.data]
     settings = f"median of {args.repeats} after {args.warmup} warm-up runs per frame"
     results = dict(environment=environment(device), command=command, settings=settings, sources={})

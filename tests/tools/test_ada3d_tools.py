@@ -82,6 +82,23 @@ def test_benchmark_ada3d_refuses_bad_arguments(tiny_checkpoint):
         benchmark_cli.main(["ada3d", str(TINY_CONFIG), "missing.pth", "--data", "real-kitti"])
 
 
+def test_benchmark_ada3d_sets_the_keep_ratios_of_the_ada3d_model_only(tmp_path, tiny_checkpoint, dropping_config):
+    numbers = tmp_path / "bench.json"
+    argv = ["ada3d", str(dropping_config), str(tiny_checkpoint), "--data", "real-kitti", "--frames", "1",
+            "--kitti-root", str(KITTI_DEMO_ROOT), *FAST, "--json", str(numbers)]  # fmt: skip
+    assert benchmark_cli.main([*argv, "--keep-ratio-bev", "0.5"]) == 0
+    (run,) = json.loads(numbers.read_text())["sources"]["real-kitti"]
+    assert run["label"] == "tiny_dropping [keep BEV 0.5]"  # the config keeps 0.25
+    assert run["summary"]["stages"][0]["kept_of_occupied"] == pytest.approx(0.5, abs=0.01)
+    with pytest.raises(ValueError, match="no 3D drop stages"):  # set_keep_ratios' own check
+        benchmark_cli.main([*argv, "--keep-ratios-3d", "0.5"])
+    dense = ["ada3d", str(TINY_CONFIG), str(tiny_checkpoint), "--data", "real-kitti", "--keep-ratio-bev", "0.5"]
+    with pytest.raises(ValueError, match="VoxelNet has no set_keep_ratios"):
+        benchmark_cli.main(dense)
+    with pytest.raises(SystemExit):
+        benchmark_cli.parse_args([*argv, "--keep-ratios-3d", "0.5", "1.5"])
+
+
 def test_sweep_needs_a_model_with_keep_ratios(tmp_path, synthkitti_root, tiny_checkpoint):
     argv = [str(TINY_CONFIG), str(tiny_checkpoint), "--data-root", str(synthkitti_root), "--out", str(tmp_path)]
     with pytest.raises(ValueError, match="VoxelNet has no set_keep_ratios"):

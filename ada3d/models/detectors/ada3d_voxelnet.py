@@ -37,7 +37,8 @@ class Ada3DVoxelNet(VoxelNet):
             :class:`SparseSECOND`):
 
             * ``predictor``: :class:`ImportancePredictor` config; its ``in_channels`` are filled in (one input
-              per drop stage: the encoder stage's channels, and the BEV channels under ``'bev'``).
+              per drop stage: the voxel features' channels for ``'input'``, an encoder stage's output channels,
+              and the BEV channels under ``'bev'``).
             * ``filter``: :class:`SpatialFilter` config (``density_prior=dict(kernel, alpha, eps)`` or None).
             * ``drop_3d_stages``: where whole voxel columns are dropped: ``'input'`` (the voxels, before the
               stem: the predictor reads the voxel features) and / or encoder stages (``'encoder_layer1'`` ...,
