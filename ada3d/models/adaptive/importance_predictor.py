@@ -42,12 +42,8 @@ class ImportancePredictor(nn.Module):
         norm_cfg: default ``dict(type='BN2d', eps=1e-3, momentum=0.01)``.
         prior_prob: initial output everywhere (the final bias is ``logit(prior_prob)``), near the mean of a
             sparse heatmap so training starts from a sensible map.
-        moments: what a cell gets from the sites pooled into it: ``1``, the mean of their features; ``2``, also the
-            mean of their squares, so the cell sees the spread of its sites too (for the raw voxels of
-            ``'input'``, the height range of a voxel column, which its mean height does not show). The adapters
-            then take ``moments * in_channels[name]`` channels, and a dense input must carry them already pooled.
 
-    Shapes: ``forward(name, features [B, moments * in_channels[name], H, W]) -> [B, 1, H, W]`` in ``(0, 1)``; for sites,
+    Shapes: ``forward(name, features [B, in_channels[name], H, W]) -> [B, 1, H, W]`` in ``(0, 1)``; for sites,
     ``forward(name, x, grid_shape=(H, W))`` with ``x`` a :class:`SparseTensor` of ``in_channels[name]`` channels.
     """
 
@@ -59,7 +55,6 @@ class ImportancePredictor(nn.Module):
         num_convs: int = 3,
         norm_cfg: dict | None = None,
         prior_prob: float = 0.1,
-        moments: int = 1,
     ) -> None:
         super().__init__()
         if not in_channels:
@@ -71,15 +66,12 @@ class ImportancePredictor(nn.Module):
             raise ValueError(f"groups={groups} must divide hidden_channels={hidden_channels}")
         if not 0.0 < prior_prob < 1.0:
             raise ValueError(f"prior_prob must lie in (0, 1), got {prior_prob}")
-        if moments not in (1, 2):
-            raise ValueError(f"moments must be 1 (the mean) or 2 (the mean and the mean of squares), got {moments}")
         norm_cfg = dict(type="BN2d", eps=1e-3, momentum=0.01) if norm_cfg is None else norm_cfg
         self.in_channels = dict(in_channels)
-        self.moments = moments
         self.adapters = nn.ModuleDict(
             {
                 name: nn.Sequential(
-                    nn.Conv2d(moments * channels, hidden_channels, 1, bias=False),
+                    nn.Conv2d(channels, hidden_channels, 1, bias=False),
                     build_norm_layer(norm_cfg, hidden_channels),
                     nn.ReLU(inplace=True),
                 )
@@ -116,7 +108,7 @@ class ImportancePredictor(nn.Module):
 
         Args:
             name: the input's name (a key of ``in_channels``).
-            features: a dense grid ``[B, moments * C_name, H, W]``, or a 2D / 3D :class:`SparseTensor` with ``C_name``
+            features: a dense grid ``[B, C_name, H, W]``, or a 2D / 3D :class:`SparseTensor` with ``C_name``
                 channels whose sites are pooled to the grid (detached here).
             grid_shape: ``(H, W)`` of the grid, for sparse ``features``.
             cells: the sites' :func:`~ada3d.models.adaptive.column_ops.site_cells` on that grid, if already
@@ -131,16 +123,15 @@ class ImportancePredictor(nn.Module):
                 f"ImportancePredictor input {name!r} must have {expected} channels, got a SparseTensor with "
                 f"{features.num_channels}"
             )
-        if not sparse and (features.dim() != 4 or features.shape[1] != self.moments * expected):
+        if not sparse and (features.dim() != 4 or features.shape[1] != expected):
             raise ValueError(
-                f"ImportancePredictor input {name!r} must be [B, {self.moments * expected}, H, W], got shape "
-                f"{tuple(features.shape)}"
+                f"ImportancePredictor input {name!r} must be [B, {expected}, H, W], got shape {tuple(features.shape)}"
             )
         blocks = [*self.adapters[name], *self.body]  # (conv, norm, ReLU) triples
         if sparse:
             if grid_shape is None:
                 raise ValueError("ImportancePredictor needs grid_shape=(H, W) to pool the sites of a SparseTensor")
-            sites = features.replace_feature(self._site_moments(features.features.detach()))
+            sites = features.replace_feature(features.features.detach())
             if self._adapts_sites(name, sites, grid_shape):  # see the class docstring
                 hidden = self._adapted_sites(blocks[0], blocks[1], sites, grid_shape, cells)
                 blocks = blocks[3:]
@@ -153,10 +144,6 @@ class ImportancePredictor(nn.Module):
             hidden = norm(hidden) if self.training else _inference_norm(norm, hidden)
             hidden = activation(hidden)
         return torch.sigmoid(self.out_conv(hidden))
-
-    def _site_moments(self, rows: torch.Tensor) -> torch.Tensor:
-        """``[N, moments * C]``: each site's features, then their squares when ``moments == 2``."""
-        return rows if self.moments == 1 else torch.cat([rows, rows * rows], dim=1)
 
     def _adapts_sites(self, name: str, x: SparseTensor, grid_shape: Sequence[int]) -> bool:
         """Whether an eval forward on the sites of ``x`` runs input ``name``'s adapter on them (class docstring)."""

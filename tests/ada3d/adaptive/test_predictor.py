@@ -146,29 +146,6 @@ def test_sites_give_the_importance_of_their_pooled_grid(spatial_shape, num_sites
     assert counter.by_layer["body.0"] == 2 * 40 * 9 * 8 * 8 // 2
 
 
-@pytest.mark.parametrize(("spatial_shape", "num_sites"), [((3, 16, 20), 300), ((4, 5), 12)])  # grid / sites path
-def test_second_moments_pool_the_squares_of_the_sites_too(spatial_shape, num_sites):
-    predictor = far_from_identity(ImportancePredictor({"s": 6}, hidden_channels=8, groups=2, moments=2).double())
-    assert predictor.adapters["s"][0].in_channels == 12
-    x = random_sparse(spatial_shape, batch_size=2, num_sites=num_sites, channels=6, seed=3)
-    x = x.replace_feature(x.features.double())
-    grid = (4, 5)
-    squares = pool_to_grid(x.replace_feature(x.features * x.features), grid)
-    moments = torch.cat([pool_to_grid(x, grid), squares], dim=1)  # [B, 12, H, W]: means, means of squares
-    for training in (False, True):
-        predictor.train(training)
-        torch.testing.assert_close(predictor("s", x, grid), predictor("s", moments), rtol=1e-12, atol=1e-12)
-    predictor.eval()
-    with FlopCounter(predictor) as counter:
-        predictor("s", x, grid)
-    rows = num_sites if predictor._adapts_sites("s", x, grid) else 2 * 4 * 5
-    assert counter.by_layer["adapters.s.0"] == 2 * rows * 12 * 8
-    with pytest.raises(ValueError, match=r"input 's' must be \[B, 12, H, W\]"):
-        predictor("s", pool_to_grid(x, grid))
-    with pytest.raises(ValueError, match="moments must be 1"):
-        ImportancePredictor({"s": 6}, moments=3)
-
-
 def test_sites_need_the_grid_shape_and_the_input_channels():
     predictor = ImportancePredictor({"s": 6}, hidden_channels=8, groups=2).eval()
     x = random_sparse((4, 5), batch_size=1, num_sites=5, channels=6)
