@@ -17,13 +17,11 @@ from ada3d.models.adaptive.pruning_record import PruningRecord
 from ada3d.models.adaptive.spatial_filter import STRATEGIES
 from ada3d.models.backbones.sparse_second import SparseSECOND
 from ada3d.models.detectors.voxelnet import VoxelNet
-from ada3d.models.middle_encoders.sparse_encoder import INPUT_STAGE
 from ada3d.models.necks.sparse_second_fpn import SparseSECONDFPN
 from ada3d.registry import MODELS
 from ada3d.structures import Det3DDataSample
 from ada3d.structures.sparse_bev_map import SparseBevMap
 from sparse_ops import SparseTensor
-from sparse_ops.nn import SparseConvolution
 
 TRAIN_STAGES = ("detector", "predictor", "finetune")
 
@@ -40,10 +38,11 @@ class Ada3DVoxelNet(VoxelNet):
               per drop stage: the voxel features' channels for ``'input'``, an encoder stage's output channels,
               and the BEV channels under ``'bev'``).
             * ``filter``: :class:`SpatialFilter` config (``density_prior=dict(kernel, alpha, eps)`` or None).
-            * ``drop_3d_stages``: where whole voxel columns are dropped: ``'input'`` (the voxels, before the
-              stem: the predictor reads the voxel features) and / or encoder stages (``'encoder_layer1'`` ...,
-              after the stage), in network order; ``keep_ratios_3d``: the share of occupied importance-grid cells
-              each keeps.
+            * ``drop_3d_stages``: where whole voxel columns are dropped, in network order: ``'input'`` (the
+              voxels, before the stem: the predictor reads the voxel features), ``'conv_input'`` (after the
+              stem) and / or encoder stages (``'encoder_layer1'`` ..., after the stage); see
+              :meth:`~ada3d.models.middle_encoders.sparse_encoder.SparseEncoder.drop_sites`.
+              ``keep_ratios_3d``: the share of occupied importance-grid cells each keeps.
             * ``keep_ratio_bev``: the share of occupied BEV pixels the 2D backbone runs on.
             * ``strategy``: how cells are ranked: ``'predictor'`` (Ada3D), ``'random'`` or ``'distance'``
               (nearest first) - the baselines of the keep-ratio sweep.
@@ -72,7 +71,7 @@ class Ada3DVoxelNet(VoxelNet):
         unknown = sorted(set(settings) - known)
         if unknown:
             raise ValueError(f"unknown adaptive settings {unknown}; known: {sorted(known)}")
-        stage_channels = _stage_channels(self.middle_encoder)
+        stage_channels = self.middle_encoder.drop_sites()
         self.drop_3d_stages = tuple(settings.get("drop_3d_stages", ()))
         missing = [name for name in self.drop_3d_stages if name not in stage_channels]
         if missing:
@@ -205,13 +204,3 @@ class Ada3DVoxelNet(VoxelNet):
         target = importance_target(boxes, self.grid, self.footprint_floor).to(self._importance[0].device)
         loss = sum(importance_loss(importance, target) for importance in self._importance)
         return {"loss_importance": self.loss_weight * loss / len(self._importance)}
-
-
-def _stage_channels(middle_encoder: nn.Module) -> dict[str, int]:
-    """Channels of the tensor each drop stage sees: the voxel features for :data:`INPUT_STAGE` (before the stem),
-    an encoder stage's (``encoder_layer1`` ...) last convolution's output channels."""
-    channels = {INPUT_STAGE: middle_encoder.in_channels}
-    for name, stage in middle_encoder.encoder_layers.named_children():
-        convs = [m for m in stage.modules() if isinstance(m, SparseConvolution)]
-        channels[name] = convs[-1].out_channels
-    return channels

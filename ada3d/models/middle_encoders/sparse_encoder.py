@@ -108,19 +108,29 @@ class SparseEncoder(nn.Module):
     ) -> SparseTensor:
         """The sparse output of ``conv_out`` (``spatial_shape = out_spatial_shape``, ``output_channels`` features).
 
-        ``after_stage(name, x)``, when given, is called on the voxels before the stem (name :data:`INPUT_STAGE`)
-        and after each encoder stage (``encoder_layer1`` ...); it may return a tensor with fewer sites (Ada3D drops
-        voxel columns there) and the network goes on with what it returns.
+        ``after_stage(name, x)``, when given, is called on the voxels before the stem (name :data:`INPUT_STAGE`),
+        after the stem (``conv_input``) and after each encoder stage (``encoder_layer1`` ...): :meth:`drop_sites`
+        in order. It may return a tensor with fewer sites (Ada3D drops voxel columns there) and the network goes on
+        with what it returns.
         """
         x = self.sparse_tensor_type(voxel_features, coors, self.sparse_shape, batch_size)
         if after_stage is not None:
             x = after_stage(INPUT_STAGE, x)
-        x = self.conv_input(x)
-        for name, stage in self.encoder_layers.named_children():
-            x = stage(x)
+        for name, module in [("conv_input", self.conv_input), *self.encoder_layers.named_children()]:
+            x = module(x)
             if after_stage is not None:
                 x = after_stage(name, x)
         return self.conv_out(x)
+
+    def drop_sites(self) -> dict[str, int]:
+        """The names ``encode`` hands to ``after_stage``, in network order, with the channels of the tensor each
+        sees: the voxel features' (:data:`INPUT_STAGE`), then the output channels of ``conv_input`` and of each
+        encoder stage (its last convolution's)."""
+        channels = {INPUT_STAGE: self.in_channels}
+        for name, module in [("conv_input", self.conv_input), *self.encoder_layers.named_children()]:
+            convs = [m for m in module.modules() if isinstance(m, SparseConvolution)]
+            channels[name] = convs[-1].out_channels
+        return channels
 
     def forward(self, voxel_features: torch.Tensor, coors: torch.Tensor, batch_size: int) -> torch.Tensor:
         dense = self.encode(voxel_features, coors, batch_size).dense()  # [B, C, D, H, W]

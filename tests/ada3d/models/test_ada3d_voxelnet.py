@@ -125,6 +125,29 @@ def test_an_input_drop_runs_the_whole_encoder_on_the_kept_voxel_columns(batch):
     torch.testing.assert_close(bev.features, expected.features)
 
 
+def test_a_drop_after_the_stem_runs_the_stem_on_every_voxel_and_layer1_on_the_kept_columns(batch):
+    model = build(3, drop_3d_stages=("conv_input",), keep_ratios_3d=(0.5,)).eval()
+    voxels = batch[0]["voxels"]
+    assert list(model.middle_encoder.drop_sites())[:3] == ["input", "conv_input", "encoder_layer1"]
+    assert model.predictor.in_channels["conv_input"] == 16  # the stem's output channels
+    rows = {}
+
+    def count_rows(name):
+        return lambda module, args: rows.__setitem__(name, args[0].features.shape[0])
+
+    encoder = model.middle_encoder
+    hooks = [encoder.conv_input.register_forward_pre_hook(count_rows("stem")),
+             encoder.encoder_layers.encoder_layer1.register_forward_pre_hook(count_rows("layer1"))]  # fmt: skip
+    with torch.no_grad():
+        model.encode_3d(voxels)
+    for hook in hooks:
+        hook.remove()
+    record = model.last_pruning[0]
+    assert record.stage == "conv_input"
+    assert rows["stem"] == len(voxels["coors"]) == int(record.sites_before.sum())  # submanifold: one site per voxel
+    assert rows["layer1"] == int(record.sites_after.sum()) < rows["stem"]
+
+
 def test_stage2_trains_the_input_adapter_with_the_shared_body(batch):
     model = build(2, drop_3d_stages=("input",), keep_ratios_3d=(0.5,))
     inputs, samples = batch
