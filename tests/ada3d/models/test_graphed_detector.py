@@ -91,11 +91,12 @@ def check_dense(model, graphed: GraphedDetector, inputs: dict, tolerance: float)
     assert_same_maps(graphed_maps, maps, tolerance)
 
 
-def test_padded_ada3d_with_an_input_drop_gives_the_eager_kept_sets_pixels_and_maps(voxels):
-    model = ada3d(torch.float64, **INPUT_DROPS)
+@pytest.mark.parametrize("stages", [("input", "encoder_layer2"), ("conv_input",)])
+def test_padded_ada3d_with_an_early_drop_gives_the_eager_kept_sets_pixels_and_maps(voxels, stages):
+    model = ada3d(torch.float64, drop_3d_stages=stages, keep_ratios_3d=(0.5, 0.8)[: len(stages)])
     graphed = GraphedDetector(model, capture=False)
     check_ada3d(model, graphed, on(voxels, torch.float64), CPU_TOLERANCE)
-    assert [r.stage for r in graphed.model.last_pruning] == ["input", "encoder_layer2", "bev"]
+    assert [r.stage for r in graphed.model.last_pruning] == [*stages, "bev"]
 
 
 def test_padded_ada3d_gives_the_eager_kept_sets_pixels_and_maps(voxels):
