@@ -35,8 +35,8 @@ class Ada3DVoxelNet(VoxelNet):
             :class:`SparseSECOND`):
 
             * ``predictor``: :class:`ImportancePredictor` config; its ``in_channels`` are filled in (one input
-              per drop stage: the voxel features' channels for ``'input'``, an encoder stage's output channels,
-              and the BEV channels under ``'bev'``).
+              per drop stage: the voxel features' channels for ``'input'``, the stem's or an encoder stage's
+              output channels, and the BEV channels under ``'bev'``).
             * ``filter``: :class:`SpatialFilter` config (``density_prior=dict(kernel, alpha, eps)`` or None).
             * ``drop_3d_stages``: where whole voxel columns are dropped, in network order: ``'input'`` (the
               voxels, before the stem: the predictor reads the voxel features), ``'conv_input'`` (after the
@@ -75,7 +75,8 @@ class Ada3DVoxelNet(VoxelNet):
         self.drop_3d_stages = tuple(settings.get("drop_3d_stages", ()))
         missing = [name for name in self.drop_3d_stages if name not in stage_channels]
         if missing:
-            raise ValueError(f"drop_3d_stages {missing} are not encoder stages; stages: {list(stage_channels)}")
+            raise ValueError(f"drop_3d_stages {missing} are not drop sites of the encoder; its sites, in order: "
+                             f"{list(stage_channels)}")  # fmt: skip
         order = [list(stage_channels).index(name) for name in self.drop_3d_stages]
         if order != sorted(set(order)):
             raise ValueError(f"drop_3d_stages {self.drop_3d_stages} must be distinct and in network order "

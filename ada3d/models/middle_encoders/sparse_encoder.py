@@ -116,18 +116,22 @@ class SparseEncoder(nn.Module):
         x = self.sparse_tensor_type(voxel_features, coors, self.sparse_shape, batch_size)
         if after_stage is not None:
             x = after_stage(INPUT_STAGE, x)
-        for name, module in [("conv_input", self.conv_input), *self.encoder_layers.named_children()]:
+        for name, module in self._named_stages():
             x = module(x)
             if after_stage is not None:
                 x = after_stage(name, x)
         return self.conv_out(x)
+
+    def _named_stages(self) -> list[tuple[str, nn.Module]]:
+        """The stem and the encoder stages, in order, by the names ``encode`` hands to ``after_stage``."""
+        return [("conv_input", self.conv_input), *self.encoder_layers.named_children()]
 
     def drop_sites(self) -> dict[str, int]:
         """The names ``encode`` hands to ``after_stage``, in network order, with the channels of the tensor each
         sees: the voxel features' (:data:`INPUT_STAGE`), then the output channels of ``conv_input`` and of each
         encoder stage (its last convolution's)."""
         channels = {INPUT_STAGE: self.in_channels}
-        for name, module in [("conv_input", self.conv_input), *self.encoder_layers.named_children()]:
+        for name, module in self._named_stages():
             convs = [m for m in module.modules() if isinstance(m, SparseConvolution)]
             channels[name] = convs[-1].out_channels
         return channels

@@ -205,7 +205,7 @@ def test_stage2_loss_is_the_mse_to_the_importance_target(batch, footprint_floor)
 
 
 def test_bad_settings_are_named():
-    with pytest.raises(ValueError, match="not encoder stages"):
+    with pytest.raises(ValueError, match=r"not drop sites of the encoder; its sites, in order: \['input', 'conv_in"):
         build(1, drop_3d_stages=("encoder_layer9",), keep_ratios_3d=(1.0,))
     with pytest.raises(ValueError, match="in network order"):
         build(1, drop_3d_stages=("encoder_layer2", "input"), keep_ratios_3d=(1.0, 1.0))
