@@ -245,7 +245,7 @@ def _input_ceiling(args, models: list, runs: list, frames: list, source: str, de
     """The dense model's 3D part on shares of the input columns: table, JSON and (``--plot-dir``) plot."""
     from dataclasses import asdict
 
-    from ada3d.benchmark.input_ceiling import ceiling_table, input_ceiling, plot_ceiling
+    from ada3d.benchmark.input_ceiling import ceiling_table, input_ceiling, plot_ceiling, stem_voxel_share
 
     points = input_ceiling(models[0][0], frames, args.input_ceiling, device, args.warmup, args.repeats,
                            args.cuda_graphs)  # fmt: skip
@@ -254,7 +254,10 @@ def _input_ceiling(args, models: list, runs: list, frames: list, source: str, de
     print(f"\nDense 3D part ({mode}) on shares of the input columns, {source}:\n{ceiling_table(points)}", flush=True)
     results.setdefault("input_ceiling", {})[source] = [asdict(p) for p in points]
     if args.plot_dir:
-        marks = {f"{label} (all input voxels)": (1.0, run.mean_ms(part)) for (_, label), run in zip(models, runs)}
+        marks = {}
+        for (_, label), run in zip(models, runs):
+            share = stem_voxel_share(run.stage_totals())
+            marks[f"{label} ({share:.0%} of the input voxels at the stem)"] = (share, run.mean_ms(part))
         path = Path(args.plot_dir) / f"ada3d_input_ceiling_{source}.png"
         path.parent.mkdir(parents=True, exist_ok=True)
         plot_ceiling(points, path, f"{source}: 3D part vs input voxels kept ({mode}, {device})", marks)

@@ -18,9 +18,11 @@ from pathlib import Path
 import torch
 
 from ada3d.benchmark.detector_frames import DetectorFrame
+from ada3d.benchmark.pruning_stats import StageCounts
 from ada3d.benchmark.timing import measure
 from ada3d.models.adaptive.column_ops import site_cells
 from ada3d.models.detectors.graphed import GraphedDetector
+from ada3d.models.middle_encoders.sparse_encoder import INPUT_STAGE
 from sparse_ops import SparseTensor
 
 
@@ -37,6 +39,16 @@ class CeilingPoint:
     @property
     def voxel_share(self) -> float:
         return self.voxels / max(self.total_voxels, 1)
+
+
+def stem_voxel_share(stages: Sequence[StageCounts]) -> float:
+    """The share of the input voxels a model's stem runs on, from its drop stages' counts: what a drop before the
+    stem (:data:`~ada3d.models.middle_encoders.sparse_encoder.INPUT_STAGE`) kept, else 1 (the stem sees every
+    voxel). Where a model sits on the ceiling's x axis."""
+    before_stem = [counts for counts in stages if counts.stage == INPUT_STAGE]
+    if not before_stem:
+        return 1.0
+    return before_stem[0].sites_after / max(before_stem[0].sites_before, 1)
 
 
 def keep_input_columns(voxels: dict, keep_cells: torch.Tensor, sparse_shape: Sequence[int]) -> dict:

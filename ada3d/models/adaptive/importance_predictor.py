@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ada3d.models.adaptive.column_ops import pool_to_grid
-from ada3d.models.layers.norm import build_norm_layer, inference_affine
+from ada3d.models.layers.norm import build_norm_layer, has_inference_affine, inference_affine
 from ada3d.registry import MODELS
 from sparse_ops import SparseTensor
 
@@ -147,8 +147,7 @@ class ImportancePredictor(nn.Module):
 
     def _adapts_sites(self, name: str, x: SparseTensor, grid_shape: Sequence[int]) -> bool:
         """Whether an eval forward on the sites of ``x`` runs input ``name``'s adapter on them (class docstring)."""
-        norm = self.adapters[name][1]
-        affine = isinstance(norm, nn.BatchNorm2d) and norm.running_var is not None
+        affine = has_inference_affine(self.adapters[name][1])
         return not self.training and affine and x.indices.shape[0] < x.batch_size * math.prod(grid_shape)
 
     def _adapted_sites(
@@ -173,7 +172,7 @@ def _inference_norm(norm: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """``norm(x)`` in eval mode; a BatchNorm2d runs as one multiply-add with its running statistics (on an H100,
     cuDNN's inference BatchNorm on these NCHW grids cost ~16 us a call plus layout conversions). Its scale and
     shift are computed per call, so new weights or statistics take effect at once; other norms run as they are."""
-    if not isinstance(norm, nn.BatchNorm2d) or norm.running_var is None:
+    if not has_inference_affine(norm):
         return norm(x)
     scale, shift = inference_affine(norm)
     return torch.addcmul(shift.to(x.dtype)[:, None, None], x, scale.to(x.dtype)[:, None, None])

@@ -23,6 +23,12 @@ def build_norm_layer(cfg: dict, num_features: int) -> nn.Module:
     return MODELS.build(dict(cfg, num_features=num_features))
 
 
+def has_inference_affine(norm: nn.Module) -> bool:
+    """Whether ``norm`` is a BatchNorm2d with running statistics, i.e. a fixed per-channel affine map in eval mode
+    (:func:`inference_affine`)."""
+    return isinstance(norm, nn.BatchNorm2d) and norm.running_var is not None and norm.running_mean is not None
+
+
 def inference_affine(norm: nn.modules.batchnorm._BatchNorm) -> tuple[torch.Tensor, torch.Tensor]:
     """``(scale, shift)`` ``[C]`` with ``norm(x) == x * scale + shift`` per channel in eval mode, from its running
     statistics (and affine parameters, if any), computed now: later weight or statistics changes need a new call.

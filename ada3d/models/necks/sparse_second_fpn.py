@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ada3d.models.layers.norm import inference_affine
+from ada3d.models.layers.norm import has_inference_affine, inference_affine
 from ada3d.models.necks.second_fpn import SECONDFPN
 from ada3d.registry import MODELS
 from ada3d.structures.sparse_bev_map import SparseBevMap
@@ -90,7 +90,7 @@ def _folded_branch(deblock: nn.Sequential) -> _Branch:
             "SparseSECONDFPN's sparse path needs upsampling branches (integer upsample_strides >= 1, transposed "
             f"convs with kernel = stride), got {resample}; feed it dense maps instead"
         )
-    if not isinstance(norm, nn.BatchNorm2d) or norm.running_var is None:
+    if not has_inference_affine(norm):
         raise NotImplementedError(
             f"SparseSECONDFPN's sparse path folds a BatchNorm2d with running statistics, got {norm}"
         )

@@ -18,7 +18,8 @@ from ada3d.benchmark.ada3d_bench import (
     run_to_json,
 )
 from ada3d.benchmark.detector_frames import kitti_frames
-from ada3d.benchmark.input_ceiling import ceiling_table, input_ceiling, keep_input_columns
+from ada3d.benchmark.input_ceiling import ceiling_table, input_ceiling, keep_input_columns, stem_voxel_share
+from ada3d.benchmark.pruning_stats import StageCounts
 from ada3d.registry import MODELS
 from sparse_ops.tensor import SparseTensor
 from tests.conftest import KITTI_DEMO_ROOT
@@ -122,6 +123,12 @@ def test_input_ceiling_keeps_whole_columns_of_the_drawn_cells(frame):
     assert "| 30% | " in ceiling_table(points) and "| 100% | 100.0% |" in ceiling_table(points)
     with pytest.raises(ValueError, match=r"shares must lie in \(0, 1\], got \[0.0\]"):
         input_ceiling(model, [frame], [0.0], CPU)
+
+
+def test_stem_voxel_share_is_what_a_drop_before_the_stem_kept():
+    layers = [StageCounts("encoder_layer1", 100, 60, 10, 6, 40, 2, 0), StageCounts("bev", 50, 30, 8, 6, 40, 2, 0)]
+    assert stem_voxel_share(layers) == 1.0  # drops after the stem: it runs on every voxel
+    assert stem_voxel_share([StageCounts("input", 200, 90, 10, 5, 40, 2, 0), *layers]) == pytest.approx(0.45)
 
 
 def test_fresh_input_gives_sparse_tensors_an_empty_kernel_map_cache():
