@@ -222,8 +222,8 @@ def _ada3d(args: argparse.Namespace, command: str) -> int:
             for model, label in models:
                 print(f"\nAutotuning {label} on {frames[0].name} ({source}):")
                 print(tune_detector(model, frames[0]).format(), flush=True)
-        runs = [benchmark_model(model, frames, label, source, device, args.warmup, args.repeats, args.cuda_graphs)
-                for model, label in models]
+        runs = [benchmark_model(model, frames, label, source, device, args.warmup, args.repeats, args.cuda_graphs,
+                                class_names(cfg)) for model, label in models]
         text = report(runs, environment(device), settings, command)
         print(f"\n{text}", flush=True)
         results["sources"][source] = [run_to_json(run) for run in runs]

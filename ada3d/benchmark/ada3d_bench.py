@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -69,11 +69,13 @@ class FrameResult:
 
 @dataclass
 class ModelRun:
-    """One model on every frame of one data source."""
+    """One model on every frame of one data source; ``class_names``: the classes its ground-truth cells were
+    counted by (label order; empty: not counted per class)."""
 
     label: str
     data: str
     frames: list[FrameResult] = field(default_factory=list)
+    class_names: tuple[str, ...] = ()
 
     def stage_totals(self) -> list[StageCounts]:
         """Each stage's counts summed over the frames, in stage order."""
@@ -155,20 +157,34 @@ def fresh_input(bev: torch.Tensor | SparseTensor) -> torch.Tensor | SparseTensor
 
 def gt_cell_masks(model: torch.nn.Module, frame: DetectorFrame, grid_shape: tuple[int, int]) -> torch.Tensor:
     """bool ``[B, H, W]``: the importance cells of each sample whose centre lies in one of its ground-truth boxes."""
+    return box_footprints(frame.gt_boxes, _importance_grid(model, grid_shape))[:, 0]
+
+
+def gt_class_cell_masks(
+    model: torch.nn.Module, frame: DetectorFrame, grid_shape: tuple[int, int], num_classes: int
+) -> list[torch.Tensor]:
+    """Per class (label order), bool ``[B, H, W]``: the cells of each sample inside one of its boxes of that class."""
+    grid = _importance_grid(model, grid_shape)
+    return [box_footprints([boxes[labels == label] for boxes, labels in zip(frame.gt_boxes, frame.gt_labels)],
+                           grid)[:, 0] for label in range(num_classes)]  # fmt: skip
+
+
+def _importance_grid(model: torch.nn.Module, grid_shape: tuple[int, int]) -> BevGrid:
     layer = model.data_preprocessor.voxel_layer
-    grid = BevGrid.from_voxel_grid(layer.point_cloud_range, layer.voxel_size, model.middle_encoder.sparse_shape,
+    return BevGrid.from_voxel_grid(layer.point_cloud_range, layer.voxel_size, model.middle_encoder.sparse_shape,
                                    grid_shape)  # fmt: skip
-    return box_footprints(frame.gt_boxes, grid)[:, 0]
 
 
-def _stage_counts(model, frame: DetectorFrame, bev) -> list[StageCounts]:
+def _stage_counts(model, frame: DetectorFrame, bev, num_classes: int) -> list[StageCounts]:
     records = list(getattr(model, "last_pruning", None) or [])
-    if records:
-        gt_cells = gt_cell_masks(model, frame, tuple(records[0].occupied.shape[1:]))
-        return [record_counts(record, gt_cells) for record in records]
-    if isinstance(bev, SparseTensor):
+    if not records and isinstance(bev, SparseTensor):
         raise ValueError(f"{type(model).__name__}.encode_3d returned a SparseTensor but left no last_pruning records")
-    return [dense_bev_counts(bev, gt_cell_masks(model, frame, tuple(bev.shape[2:])))]
+    grid_shape = tuple(records[0].occupied.shape[1:]) if records else tuple(bev.shape[2:])
+    gt_cells = gt_cell_masks(model, frame, grid_shape)
+    class_cells = gt_class_cell_masks(model, frame, grid_shape, num_classes)
+    if records:
+        return [record_counts(record, gt_cells, class_cells) for record in records]
+    return [dense_bev_counts(bev, gt_cells, class_cells)]
 
 
 def _counted(counter: FlopCounter, fn: Callable[[], object]) -> tuple[object, int, dict[str, int]]:
@@ -186,14 +202,16 @@ def benchmark_frame(
     warmup: int = 2,
     repeats: int = 5,
     graphed: GraphedDetector | None = None,
+    num_classes: int = 0,
 ) -> FrameResult:
     """FLOPs, drop-stage counts and timings of ``model`` (in eval mode, on ``device``) on ``frame``; with
-    ``graphed`` (a GraphedDetector of ``model``), the 3D and 2D parts are also timed through it."""
+    ``graphed`` (a GraphedDetector of ``model``), the 3D and 2D parts are also timed through it. The ground-truth
+    cells are also counted per class for labels ``0 .. num_classes - 1``."""
     counter = FlopCounter(model)
     with torch.no_grad():
         voxels = model.data_preprocessor(frame.batch, False)["inputs"]["voxels"]
         bev, flops_3d, modules_3d = _counted(counter, lambda: model.encode_3d(voxels))
-        stages = _stage_counts(model, frame, bev)
+        stages = _stage_counts(model, frame, bev, num_classes)
         maps, flops_2d, modules_2d = _counted(counter, lambda: model.encode_2d(fresh_input(bev)))
         _, flops_head, modules_head = _counted(counter, lambda: model.bbox_head(maps))
         point_cloud_range = model.data_preprocessor.voxel_layer.point_cloud_range
@@ -221,14 +239,16 @@ def benchmark_model(
     warmup: int = 2,
     repeats: int = 5,
     cuda_graphs: bool = False,
+    class_names: Sequence[str] = (),
 ) -> ModelRun:
     """:func:`benchmark_frame` on every frame, with a progress bar; ``cuda_graphs``: also through one
-    GraphedDetector for all frames (off CUDA it replays padded execution eagerly instead of graphs)."""
+    GraphedDetector for all frames (off CUDA it replays padded execution eagerly instead of graphs);
+    ``class_names`` (label order): count the dropped ground-truth cells per class too."""
     model.eval()
     graphed = GraphedDetector(model, capture=device.type == "cuda", copy_outputs=False) if cuda_graphs else None
-    run = ModelRun(label, data)
+    run = ModelRun(label, data, class_names=tuple(class_names))
     for frame in tqdm(frames, desc=f"{label} on {data}", unit="frame", leave=False):
-        run.frames.append(benchmark_frame(model, frame, device, warmup, repeats, graphed))
+        run.frames.append(benchmark_frame(model, frame, device, warmup, repeats, graphed, len(class_names)))
     return run
 
 
@@ -299,15 +319,22 @@ def compute_table(runs: list[ModelRun]) -> str:
 
 def density_table(runs: list[ModelRun]) -> str:
     """One row per model and drop stage: sites kept, kept / occupied cells, BEV density (kept / all cells),
-    occupied / all cells, and the fraction of occupied ground-truth cells that were dropped."""
+    occupied / all cells, and the fraction of occupied ground-truth cells that were dropped, in all and (when the
+    runs counted them) per class."""
     header = ["model", "stage", "sites kept", "kept / occupied", "kept / H*W", "occupied / H*W", "GT cells dropped",
               "GT cells"]
-    rows = [
-        [run.label, c.stage, _percent(c.sites_kept), _percent(c.kept_of_occupied), _percent(c.kept_of_grid),
-         _percent(c.occupied_of_grid), _percent(c.gt_dropped_fraction), str(c.gt_occupied)]
-        for run in runs
-        for c in run.stage_totals()
-    ]
+    by_class = any(run.class_names for run in runs)
+    if by_class:
+        header.append("GT cells dropped by class")
+    rows = []
+    for run in runs:
+        for c in run.stage_totals():
+            rows.append([run.label, c.stage, _percent(c.sites_kept), _percent(c.kept_of_occupied),
+                         _percent(c.kept_of_grid), _percent(c.occupied_of_grid), _percent(c.gt_dropped_fraction),
+                         str(c.gt_occupied)])  # fmt: skip
+            if by_class:
+                shares = zip(run.class_names, c.gt_dropped_fraction_by_class, c.gt_occupied_by_class, strict=True)
+                rows[-1].append(" / ".join(f"{name} {_percent(share)} of {cells}" for name, share, cells in shares))
     return _markdown(header, rows)
 
 
@@ -327,7 +354,8 @@ def report(runs: list[ModelRun], environment_line: str, settings: str, command: 
         "end-to-end = voxelisation to boxes after NMS; graph ms (with --cuda-graphs): 3D and 2D replayed as CUDA "
         "graphs (padded execution, one graph per input size bucket, captured in the warm-up). Peak MB: CUDA only. "
         "Cells: the importance (BEV) grid; "
-        "GT cells dropped: occupied cells with their centre in a ground-truth box that were not kept. "
+        "GT cells dropped: occupied cells with their centre in a ground-truth box that were not kept; by class: the "
+        "same for the boxes of each class. "
         "GT centres with features: ground-truth boxes whose centre pixel is non-zero in each BEV backbone stage's "
         "output (a sparse backbone computes only at its active pixels)."
     )
@@ -342,11 +370,14 @@ def run_to_json(run: ModelRun) -> dict:
 
     def stage(counts: StageCounts) -> dict:
         ratios = ("sites_kept", "kept_of_occupied", "kept_of_grid", "occupied_of_grid", "gt_dropped_fraction")
-        return {**vars(counts), **{name: number(getattr(counts, name)) for name in ratios}}
+        by_class = dict(zip(run.class_names, map(number, counts.gt_dropped_fraction_by_class), strict=True))
+        return {**vars(counts), **{name: number(getattr(counts, name)) for name in ratios},
+                "gt_dropped_fraction_by_class": by_class}  # fmt: skip
 
     return dict(
         label=run.label,
         data=run.data,
+        class_names=list(run.class_names),
         summary=dict(
             voxels=run.mean_voxels(),
             flops={part: run.mean_flops(part) for part in PARTS},

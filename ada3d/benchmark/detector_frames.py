@@ -30,11 +30,13 @@ class DetectorFrame:
             collated form the data preprocessor and ``model.test_step`` take.
         gt_boxes: per sample, ``[M_i, 7]`` float32 LiDAR boxes (x, y, z, l, w, h, yaw; z the bottom centre) of
             the model's classes.
+        gt_labels: per sample, ``[M_i]`` long: each box's class, an index into the model's class names.
     """
 
     name: str
     batch: dict
     gt_boxes: list[torch.Tensor]
+    gt_labels: list[torch.Tensor]
 
 
 def kitti_frames(
@@ -70,7 +72,7 @@ def kitti_frames(
         labels = torch.tensor([list(classes).index(obj.name) for obj in objects], dtype=torch.long)
         sample.gt_instances_3d = InstanceData(bboxes_3d=boxes.float(), labels_3d=labels)
         batch = dict(inputs=dict(points=[points]), data_samples=[sample])
-        frames.append(DetectorFrame(frame_id, batch, [boxes.float()]))
+        frames.append(DetectorFrame(frame_id, batch, [boxes.float()], [labels]))
     return frames
 
 
@@ -78,7 +80,7 @@ def dataloader_frames(dataloader_cfg: dict, limit: int | None = None) -> list[De
     """The first ``limit`` batches (default: all) of a dataloader config such as ``cfg.val_dataloader``.
 
     The loader is built in the main process (no workers). Ground truth comes from each data sample's
-    ``eval_ann_info['gt_bboxes_3d']`` (test-mode datasets) or else its ``gt_instances_3d``.
+    ``eval_ann_info`` (``gt_bboxes_3d``, ``gt_labels_3d``; test-mode datasets) or else its ``gt_instances_3d``.
     """
     from mmengine.registry import init_default_scope
     from mmengine.runner import Runner
@@ -92,14 +94,22 @@ def dataloader_frames(dataloader_cfg: dict, limit: int | None = None) -> list[De
     for batch in itertools.islice(loader, limit):
         samples = batch["data_samples"]
         name = "+".join(str(sample.metainfo.get("sample_idx", "?")) for sample in samples)
-        frames.append(DetectorFrame(name, batch, [_gt_boxes(sample) for sample in samples]))
+        boxes, labels = zip(*(_ground_truth(sample) for sample in samples))
+        frames.append(DetectorFrame(name, batch, list(boxes), list(labels)))
     return frames
 
 
-def _gt_boxes(sample: Det3DDataSample) -> torch.Tensor:
+def _ground_truth(sample: Det3DDataSample) -> tuple[torch.Tensor, torch.Tensor]:
+    """``[M, 7]`` float32 boxes and ``[M]`` long labels of a sample (see :func:`dataloader_frames`)."""
     annotations = sample.get("eval_ann_info")
     if annotations is not None and "gt_bboxes_3d" in annotations:
-        boxes = annotations["gt_bboxes_3d"]
+        boxes, labels = annotations["gt_bboxes_3d"], annotations["gt_labels_3d"]
     else:
-        boxes = sample.gt_instances_3d.get("bboxes_3d", torch.zeros(0, 7))
-    return torch.as_tensor(np.asarray(boxes), dtype=torch.float32).reshape(-1, 7)
+        instances = sample.gt_instances_3d
+        boxes, labels = instances.get("bboxes_3d", torch.zeros(0, 7)), instances.get("labels_3d", torch.zeros(0))
+    boxes = torch.as_tensor(np.asarray(boxes), dtype=torch.float32).reshape(-1, 7)
+    labels = torch.as_tensor(np.asarray(labels), dtype=torch.long).reshape(-1)
+    if len(labels) != len(boxes):
+        raise ValueError(f"sample {sample.metainfo.get('sample_idx', '?')}: {len(boxes)} ground-truth boxes but "
+                         f"{len(labels)} labels")
+    return boxes, labels

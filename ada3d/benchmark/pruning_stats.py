@@ -26,6 +26,8 @@ class StageCounts:
         occupied / kept: occupied importance cells, and the occupied cells kept.
         grid_cells: ``B x H x W``, all cells of the importance grid.
         gt_occupied / gt_dropped: occupied ground-truth cells, and those of them not kept.
+        gt_occupied_by_class / gt_dropped_by_class: the same per class, in label order (empty when the classes
+            were not counted); a cell inside boxes of two classes counts for both.
     """
 
     stage: str
@@ -36,11 +38,16 @@ class StageCounts:
     grid_cells: int
     gt_occupied: int
     gt_dropped: int
+    gt_occupied_by_class: tuple[int, ...] = ()
+    gt_dropped_by_class: tuple[int, ...] = ()
 
     def __add__(self, other: StageCounts) -> StageCounts:
         if other.stage != self.stage:
             raise ValueError(f"cannot add the counts of stage {other.stage!r} to those of {self.stage!r}")
-        return StageCounts(self.stage, *(getattr(self, f.name) + getattr(other, f.name) for f in fields(self)[1:]))
+        if len(other.gt_occupied_by_class) != len(self.gt_occupied_by_class):
+            raise ValueError(f"stage {self.stage!r}: cannot add counts of {len(other.gt_occupied_by_class)} classes "
+                             f"to counts of {len(self.gt_occupied_by_class)}")
+        return StageCounts(self.stage, *(_add(getattr(self, f.name), getattr(other, f.name)) for f in fields(self)[1:]))
 
     @property
     def sites_kept(self) -> float:
@@ -65,6 +72,15 @@ class StageCounts:
         """Occupied ground-truth cells that were dropped, as a fraction of the occupied ground-truth cells."""
         return _ratio(self.gt_dropped, self.gt_occupied)
 
+    @property
+    def gt_dropped_fraction_by_class(self) -> tuple[float, ...]:
+        """:attr:`gt_dropped_fraction` per class, in label order (NaN for a class without occupied cells)."""
+        return tuple(_ratio(d, o) for d, o in zip(self.gt_dropped_by_class, self.gt_occupied_by_class, strict=True))
+
+
+def _add(a: int | tuple[int, ...], b: int | tuple[int, ...]) -> int | tuple[int, ...]:
+    return tuple(x + y for x, y in zip(a, b, strict=True)) if isinstance(a, tuple) else a + b
+
 
 def _ratio(numerator: int, denominator: int) -> float:
     return numerator / denominator if denominator else float("nan")
@@ -77,13 +93,18 @@ def stage_counts(
     sites_before: torch.Tensor | Sequence[int],
     sites_after: torch.Tensor | Sequence[int],
     gt_cells: torch.Tensor,
+    class_cells: Sequence[torch.Tensor] = (),
 ) -> StageCounts:
-    """Counts of one stage on one batch; ``occupied``, ``kept`` and ``gt_cells`` bool ``[B, H, W]``."""
-    if not occupied.shape == kept.shape == gt_cells.shape:
-        raise ValueError(f"stage {stage!r}: occupied {tuple(occupied.shape)}, kept {tuple(kept.shape)} and "
-                         f"ground-truth cells {tuple(gt_cells.shape)} must be masks of one [B, H, W] grid")
+    """Counts of one stage on one batch; ``occupied``, ``kept``, ``gt_cells`` (the cells in any box) and each of
+    ``class_cells`` (the cells in a box of one class, per class in label order) bool ``[B, H, W]``."""
+    for name, mask in (("kept", kept), ("ground-truth cells", gt_cells),
+                       *((f"class {label}'s cells", cells) for label, cells in enumerate(class_cells))):
+        if mask.shape != occupied.shape:
+            raise ValueError(f"stage {stage!r}: occupied {tuple(occupied.shape)} and {name} {tuple(mask.shape)} "
+                             "must be masks of one [B, H, W] grid")
     occupied, kept, gt_cells = occupied.cpu(), kept.cpu(), gt_cells.cpu()
     gt_occupied = gt_cells & occupied
+    class_occupied = [cells.cpu() & occupied for cells in class_cells]
     return StageCounts(
         stage=stage,
         sites_before=int(torch.as_tensor(sites_before).sum()),
@@ -93,21 +114,27 @@ def stage_counts(
         grid_cells=occupied.numel(),
         gt_occupied=int(gt_occupied.sum()),
         gt_dropped=int((gt_occupied & ~kept).sum()),
+        gt_occupied_by_class=tuple(int(cells.sum()) for cells in class_occupied),
+        gt_dropped_by_class=tuple(int((cells & ~kept).sum()) for cells in class_occupied),
     )
 
 
-def record_counts(record: PruningRecord, gt_cells: torch.Tensor) -> StageCounts:
+def record_counts(
+    record: PruningRecord, gt_cells: torch.Tensor, class_cells: Sequence[torch.Tensor] = ()
+) -> StageCounts:
     """:func:`stage_counts` of an Ada3D drop stage's record."""
     return stage_counts(record.stage, record.occupied, record.kept, record.sites_before, record.sites_after,
-                        gt_cells)
+                        gt_cells, class_cells)
 
 
-def dense_bev_counts(bev: torch.Tensor, gt_cells: torch.Tensor) -> StageCounts:
+def dense_bev_counts(
+    bev: torch.Tensor, gt_cells: torch.Tensor, class_cells: Sequence[torch.Tensor] = ()
+) -> StageCounts:
     """Counts of the BEV map ``[B, C, H, W]`` of a model that drops nothing: occupied (any non-zero channel) =
     kept, the sites being the occupied pixels."""
     occupied = (bev != 0).any(dim=1)
     sites = occupied.flatten(1).sum(dim=1).tolist()
-    return stage_counts("bev", occupied, occupied, sites, sites, gt_cells)
+    return stage_counts("bev", occupied, occupied, sites, sites, gt_cells, class_cells)
 
 
 def centres_with_features(

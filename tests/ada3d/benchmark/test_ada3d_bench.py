@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
@@ -14,6 +15,7 @@ from ada3d.benchmark.ada3d_bench import (
     density_table,
     fresh_input,
     gt_cell_masks,
+    gt_class_cell_masks,
     profile_parts,
     run_to_json,
 )
@@ -47,6 +49,7 @@ def test_kitti_frames_read_scans_and_boxes_of_the_classes(frame):
     assert frame.name == "000008" and frame.batch["inputs"]["points"][0].shape[1] == 4
     labels = frame.batch["data_samples"][0].gt_instances_3d.labels_3d
     assert len(frame.gt_boxes[0]) == len(labels) > 0 and (labels == CLASSES.index("Car")).any()
+    assert torch.equal(frame.gt_labels[0], labels)
     with pytest.raises(FileNotFoundError, match="KITTI frame 999999: .*velodyne/999999.bin not found"):
         kitti_frames(KITTI_DEMO_ROOT, CLASSES, ["999999"])
 
@@ -85,6 +88,34 @@ def test_dropping_model_reports_its_records(frame):
     assert summary["stages"][0]["kept_of_occupied"] == pytest.approx(0.25, abs=0.01)
     assert summary["flops"]["3d"] == dense.flops["3d"] and summary["peak_memory_mb"]["3d"] is None
     assert not math.isnan(summary["median_ms"]["2d"])
+
+
+def test_dropped_ground_truth_cells_are_counted_per_class(frame):
+    model = _tiny("ColumnDroppingVoxelNet")
+    model.set_keep_ratios(keep_ratio_bev=0.25, strategy="distance")
+    run = benchmark_model(model, [frame], "drop", "real-kitti", CPU, warmup=0, repeats=1, class_names=CLASSES)
+    (bev,) = run.frames[0].stages
+    record = model.last_pruning[0]
+    per_class = gt_class_cell_masks(model, frame, tuple(record.occupied.shape[1:]), len(CLASSES))
+    for label, cells in enumerate(per_class):  # each class's cells are those of its own boxes
+        boxes = frame.gt_boxes[0][frame.gt_labels[0] == label]
+        grid_cells = gt_cell_masks(model, dataclasses.replace(frame, gt_boxes=[boxes]), tuple(cells.shape[1:]))
+        assert torch.equal(cells, grid_cells)
+        occupied = cells & record.occupied
+        assert bev.gt_occupied_by_class[label] == int(occupied.sum())
+        assert bev.gt_dropped_by_class[label] == int((occupied & ~record.kept).sum())
+    car = CLASSES.index("Car")
+    assert bev.gt_occupied_by_class[car] > 0 and 0 < bev.gt_dropped_fraction_by_class[car] < 1
+    assert sum(bev.gt_dropped_by_class) >= bev.gt_dropped > 0  # a cell in boxes of two classes counts for both
+    table = density_table([run])
+    assert table.splitlines()[0].endswith("| GT cells dropped by class |")
+    car_share = f"Car {100 * bev.gt_dropped_fraction_by_class[car]:.1f}% of {bev.gt_occupied_by_class[car]}"
+    assert car_share in table.splitlines()[2]
+    stage = run_to_json(run)["summary"]["stages"][0]
+    assert stage["gt_dropped_fraction_by_class"]["Car"] == pytest.approx(bev.gt_dropped_fraction_by_class[car])
+    assert run_to_json(run)["class_names"] == CLASSES
+    assert "by class" not in density_table([benchmark_model(model, [frame], "drop", "real-kitti", CPU, warmup=0,
+                                                            repeats=1)])
 
 
 def test_cuda_graph_columns_time_both_parts_through_the_graphed_detector(frame):

@@ -72,6 +72,29 @@ def test_stage_counts_ratios_and_sums():
     assert math.isnan(stage_counts("bev", occupied, kept, [0, 0], [0, 0], torch.zeros_like(gt)).gt_dropped_fraction)
 
 
+def test_stage_counts_per_class():
+    occupied = torch.ones(1, 2, 3, dtype=torch.bool)
+    kept = torch.tensor([[[True, False, True], [False, True, True]]])
+    pedestrian = torch.zeros_like(occupied)
+    pedestrian[0, 0, :2] = True  # two cells, one dropped
+    car = torch.zeros_like(occupied)
+    car[0, 1, 1:] = True  # two cells, both kept
+    empty = torch.zeros_like(occupied)
+    counts = stage_counts("input", occupied, kept, [6], [3], pedestrian | car, [pedestrian, empty, car])
+    assert (counts.gt_occupied, counts.gt_dropped) == (4, 1)
+    assert counts.gt_occupied_by_class == (2, 0, 2) and counts.gt_dropped_by_class == (1, 0, 0)
+    shares = counts.gt_dropped_fraction_by_class
+    assert shares[0] == 0.5 and math.isnan(shares[1]) and shares[2] == 0.0
+    total = counts + counts
+    assert total.gt_occupied_by_class == (4, 0, 4) and total.gt_dropped_by_class == (2, 0, 0)
+    unclassed = stage_counts("input", occupied, kept, [6], [3], pedestrian | car)
+    assert unclassed.gt_occupied_by_class == () and unclassed.gt_dropped_fraction_by_class == ()
+    with pytest.raises(ValueError, match="cannot add counts of 0 classes to counts of 3"):
+        counts + unclassed
+    with pytest.raises(ValueError, match=r"class 1's cells \(2, 2, 3\) must be masks of one \[B, H, W\] grid"):
+        stage_counts("input", occupied, kept, [6], [3], car, [car, torch.zeros(2, 2, 3, dtype=torch.bool)])
+
+
 def test_records_and_dense_maps_count_alike():
     bev = torch.zeros(1, 2, 3, 3)
     bev[0, 1, 0, 0] = bev[0, 0, 2, 1] = 1.0
