@@ -91,6 +91,23 @@ def pool_rows(rows: torch.Tensor, cells: torch.Tensor, batch_size: int, grid_sha
     return means.view(batch_size, height, width, -1).permute(0, 3, 1, 2)
 
 
+def max_pool_rows(
+    rows: torch.Tensor, cells: torch.Tensor, batch_size: int, grid_shape: Sequence[int]
+) -> torch.Tensor:
+    """:func:`pool_rows` with the maximum of each cell's rows instead of their mean (zero in cells without a row;
+    padding rows, at the spare index, left out); ``[B, C, H, W]`` in channels-last memory. Differentiable w.r.t.
+    ``rows`` (the gradient goes to each cell's largest row)."""
+    height, width = (int(s) for s in grid_shape)
+    num_cells = batch_size * height * width
+    if cells.shape != rows.shape[:1]:
+        raise ValueError(f"max_pool_rows needs one cell per row, got {tuple(cells.shape)} cells for {rows.shape[0]} "
+                         "rows")
+    maxima = rows.new_zeros(num_cells + 1, rows.shape[1]).scatter_reduce(
+        0, cells[:, None].expand_as(rows), rows, "amax", include_self=False
+    )
+    return maxima[:num_cells].view(batch_size, height, width, -1).permute(0, 3, 1, 2)
+
+
 def occupancy(
     x: SparseTensor, grid_shape: Sequence[int], *, factors: Factors = None, cells: Cells = None
 ) -> torch.Tensor:

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ada3d.models.adaptive.column_ops import pool_to_grid
+from ada3d.models.adaptive.column_ops import max_pool_rows, pool_rows, pool_to_grid, site_cells
 from ada3d.models.layers.norm import build_norm_layer, has_inference_affine, inference_affine
 from ada3d.registry import MODELS
 from sparse_ops import SparseTensor
@@ -33,6 +33,12 @@ class ImportancePredictor(nn.Module):
     SECOND's BEV map). :meth:`fused_conv_calls` declares that adapter call to
     :class:`~ada3d.benchmark.flops.FlopCounter`.
 
+    An input named in ``site_encoder_inputs`` first runs each site through its own encoder (linear, BatchNorm1d,
+    ReLU to ``site_encoder_channels``), then pools the encoded sites per cell by their mean and their maximum (a
+    pillar-feature-net front, as in PointPillars), and its adapter reads those ``2 * site_encoder_channels``. For the
+    raw voxel features before the stem (mean point and intensity) the mean alone hides what sets a pedestrian
+    apart from the ground in the same 0.4 m cell: the learned encoding with the maximum keeps it.
+
     Args:
         in_channels: channels of each input by name, e.g. ``{'encoder_layer2': 32, 'encoder_layer3': 64,
             'bev': 256}`` (read them from the modules that produce the features). Names may not contain ``.``.
@@ -42,6 +48,9 @@ class ImportancePredictor(nn.Module):
         norm_cfg: default ``dict(type='BN2d', eps=1e-3, momentum=0.01)``.
         prior_prob: initial output everywhere (the final bias is ``logit(prior_prob)``), near the mean of a
             sparse heatmap so training starts from a sensible map.
+        site_encoder_inputs: inputs (names of ``in_channels``) whose sites are encoded before pooling (above);
+            they must be given as sparse tensors.
+        site_encoder_channels: channels of a site encoder's output.
 
     Shapes: ``forward(name, features [B, in_channels[name], H, W]) -> [B, 1, H, W]`` in ``(0, 1)``; for sites,
     ``forward(name, x, grid_shape=(H, W))`` with ``x`` a :class:`SparseTensor` of ``in_channels[name]`` channels.
@@ -55,6 +64,8 @@ class ImportancePredictor(nn.Module):
         num_convs: int = 3,
         norm_cfg: dict | None = None,
         prior_prob: float = 0.1,
+        site_encoder_inputs: Sequence[str] = (),
+        site_encoder_channels: int = 32,
     ) -> None:
         super().__init__()
         if not in_channels:
@@ -67,11 +78,26 @@ class ImportancePredictor(nn.Module):
         if not 0.0 < prior_prob < 1.0:
             raise ValueError(f"prior_prob must lie in (0, 1), got {prior_prob}")
         norm_cfg = dict(type="BN2d", eps=1e-3, momentum=0.01) if norm_cfg is None else norm_cfg
+        unknown = [name for name in site_encoder_inputs if name not in in_channels]
+        if unknown:
+            raise ValueError(f"site_encoder_inputs {unknown} are not inputs of the predictor; its inputs: "
+                             f"{list(in_channels)}")
         self.in_channels = dict(in_channels)
+        self.site_encoders = nn.ModuleDict(
+            {
+                name: nn.Sequential(
+                    nn.Linear(self.in_channels[name], site_encoder_channels, bias=False),
+                    build_norm_layer(dict(type="BN1d", eps=1e-3, momentum=0.01), site_encoder_channels),
+                    nn.ReLU(inplace=True),
+                )
+                for name in site_encoder_inputs
+            }
+        )
         self.adapters = nn.ModuleDict(
             {
                 name: nn.Sequential(
-                    nn.Conv2d(channels, hidden_channels, 1, bias=False),
+                    nn.Conv2d(2 * site_encoder_channels if name in self.site_encoders else channels,
+                              hidden_channels, 1, bias=False),
                     build_norm_layer(norm_cfg, hidden_channels),
                     nn.ReLU(inplace=True),
                 )
@@ -132,11 +158,16 @@ class ImportancePredictor(nn.Module):
             if grid_shape is None:
                 raise ValueError("ImportancePredictor needs grid_shape=(H, W) to pool the sites of a SparseTensor")
             sites = features.replace_feature(features.features.detach())
-            if self._adapts_sites(name, sites, grid_shape):  # see the class docstring
+            if name in self.site_encoders:
+                hidden = self._encoded_sites(name, sites, grid_shape, cells)
+            elif self._adapts_sites(name, sites, grid_shape):  # see the class docstring
                 hidden = self._adapted_sites(blocks[0], blocks[1], sites, grid_shape, cells)
                 blocks = blocks[3:]
             else:
                 hidden = pool_to_grid(sites, grid_shape, cells=cells)
+        elif name in self.site_encoders:
+            raise ValueError(f"ImportancePredictor input {name!r} encodes its sites (site_encoder_inputs): give it a "
+                             "SparseTensor, not a dense grid")
         else:
             hidden = features.detach()
         for conv, norm, activation in zip(blocks[0::3], blocks[1::3], blocks[2::3]):
@@ -148,7 +179,20 @@ class ImportancePredictor(nn.Module):
     def _adapts_sites(self, name: str, x: SparseTensor, grid_shape: Sequence[int]) -> bool:
         """Whether an eval forward on the sites of ``x`` runs input ``name``'s adapter on them (class docstring)."""
         affine = has_inference_affine(self.adapters[name][1])
-        return not self.training and affine and x.indices.shape[0] < x.batch_size * math.prod(grid_shape)
+        fewer_sites = x.indices.shape[0] < x.batch_size * math.prod(grid_shape)
+        return not self.training and name not in self.site_encoders and affine and fewer_sites
+
+    def _encoded_sites(
+        self, name: str, x: SparseTensor, grid_shape: Sequence[int], cells: torch.Tensor | None
+    ) -> torch.Tensor:
+        """The sites of ``x`` through input ``name``'s encoder, pooled per cell: ``[B, 2 * C_e, H, W]``, the mean
+        then the maximum (zero in cells without a site; padding rows left out of the pooling, so padded execution,
+        which is inference only, gives the eager result; in training the encoder's BatchNorm would count them)."""
+        encoder = self.site_encoders[name]
+        cells = site_cells(x, grid_shape) if cells is None else cells
+        encoded = encoder(x.features.to(encoder[0].weight.dtype))
+        pooled = [pool(encoded, cells, x.batch_size, grid_shape) for pool in (pool_rows, max_pool_rows)]
+        return torch.cat(pooled, dim=1)
 
     def _adapted_sites(
         self, conv: nn.Conv2d, norm: nn.Module, x: SparseTensor, grid_shape: Sequence[int], cells: torch.Tensor | None

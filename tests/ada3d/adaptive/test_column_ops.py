@@ -10,6 +10,7 @@ from ada3d.models.adaptive.column_ops import (
     _count,
     drop_columns,
     drop_pixels,
+    max_pool_rows,
     occupancy,
     pool_rows,
     pool_to_grid,
@@ -186,3 +187,15 @@ def test_count_is_an_exact_fixed_size_histogram_that_ignores_the_spare_value(num
     expected = torch.bincount(bins, minlength=num_bins + 1)[:num_bins]
     counts = _count(bins.to(device), num_bins).cpu()
     assert counts.dtype == torch.int64 and torch.equal(counts, expected)
+
+
+def test_max_pool_rows_takes_each_cells_largest_row_and_ignores_padding():
+    rows = torch.tensor([[1.0, -2.0], [3.0, -5.0], [-1.0, 4.0], [9.0, 9.0]], requires_grad=True)
+    cells = torch.tensor([0, 0, 3, 4])  # B=1, 2 x 2 grid: the spare index 4 is a padding row
+    pooled = max_pool_rows(rows, cells, 1, (2, 2))
+    expected = torch.tensor([[[3.0, 0.0], [0.0, -1.0]], [[-2.0, 0.0], [0.0, 4.0]]])[None]
+    assert torch.equal(pooled, expected) and pooled.is_contiguous(memory_format=torch.channels_last)
+    pooled.sum().backward()  # the gradient reaches each cell's largest row only
+    assert torch.equal(rows.grad, torch.tensor([[0.0, 1.0], [1.0, 0.0], [1.0, 1.0], [0.0, 0.0]]))
+    with pytest.raises(ValueError, match="max_pool_rows needs one cell per row"):
+        max_pool_rows(rows, cells[:3], 1, (2, 2))

@@ -153,3 +153,57 @@ def test_sites_need_the_grid_shape_and_the_input_channels():
         predictor("s", x)
     with pytest.raises(ValueError, match="input 's' must have 6 channels, got a SparseTensor with 3"):
         predictor("s", random_sparse((4, 5), batch_size=1, num_sites=5, channels=3), (4, 5))
+
+
+def _site_reference(encoder: torch.nn.Module, x, grid: tuple[int, int]) -> torch.Tensor:
+    """Mean then max of the encoded sites of each cell, one cell at a time (zero where a cell has no site)."""
+    encoded = encoder(x.features)
+    cells = site_cells(x, grid)
+    channels = encoded.shape[1]
+    reference = torch.zeros(x.batch_size * grid[0] * grid[1], 2 * channels, dtype=encoded.dtype)
+    for cell in cells.unique().tolist():
+        rows = encoded[cells == cell]
+        reference[cell] = torch.cat([rows.mean(dim=0), rows.max(dim=0).values])
+    return reference.view(x.batch_size, *grid, 2 * channels).permute(0, 3, 1, 2)
+
+
+@pytest.mark.parametrize("training", [False, True])
+def test_a_site_encoder_pools_the_encoded_sites_by_mean_and_max(training):
+    predictor = ImportancePredictor({"input": 4, "bev": 6}, hidden_channels=8, groups=2, site_encoder_inputs=("input",),
+                                    site_encoder_channels=5)  # fmt: skip
+    predictor = far_from_identity(predictor.double()).train(training)
+    assert predictor.adapters["input"][0].in_channels == 10 and predictor.adapters["bev"][0].in_channels == 6
+    assert list(predictor.site_encoders) == ["input"]
+    x = random_sparse((3, 16, 20), batch_size=2, num_sites=60, channels=4, seed=5)
+    x = x.replace_feature(x.features.double())
+    grid = (4, 5)
+    encoder = predictor.site_encoders["input"]
+    pooled = predictor._encoded_sites("input", x, grid, None)
+    torch.testing.assert_close(pooled, _site_reference(encoder, x, grid), rtol=1e-12, atol=1e-12)
+    assert not _site_reference(encoder, x, grid)[:, 5:].eq(0).all()  # the maxima hold values (after the ReLU)
+    # the rest of the predictor reads the pooled encoding as a dense input would be read
+    dense_path = ImportancePredictor({"input": 10, "bev": 6}, hidden_channels=8, groups=2).double().train(training)
+    dense_path.load_state_dict({k: v for k, v in predictor.state_dict().items() if not k.startswith("site_")})
+    expected = dense_path("input", _site_reference(encoder, x, grid))
+    torch.testing.assert_close(predictor("input", x, grid), expected, rtol=1e-12, atol=1e-12)
+    if not training:  # padded execution (inference): padding rows are left out
+        y = padded(x, 7)
+        torch.testing.assert_close(predictor("input", y, grid, site_cells(y, grid)), expected, rtol=1e-12,
+                                   atol=1e-12)  # fmt: skip
+    assert not predictor._adapts_sites("input", x, grid)
+
+
+def test_a_site_encoder_learns_and_its_errors_name_the_inputs():
+    predictor = ImportancePredictor({"input": 4}, hidden_channels=8, groups=2, site_encoder_inputs=("input",))
+    x = random_sparse((3, 16, 20), batch_size=2, num_sites=60, channels=4, seed=6)
+    predictor("input", x, (4, 5)).sum().backward()
+    assert predictor.site_encoders["input"][0].weight.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match=r"site_encoder_inputs \['stem'\] are not inputs of the predictor; its inputs: "
+                                         r"\['input'\]"):
+        ImportancePredictor({"input": 4}, site_encoder_inputs=("stem",))
+    with pytest.raises(ValueError, match="input 'input' encodes its sites .* give it a SparseTensor, not a dense grid"):
+        predictor("input", torch.zeros(2, 4, 4, 5))
+    counter_model = predictor.eval()
+    with FlopCounter(counter_model) as counter:  # the encoder's linear layer is counted on the sites
+        counter_model("input", x, (4, 5))
+    assert counter.by_layer["site_encoders.input.0"] == 2 * 60 * 4 * 32

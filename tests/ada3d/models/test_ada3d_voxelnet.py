@@ -232,11 +232,12 @@ def test_shipped_ada3d_configs_build_their_drop_stages(path):
 
 
 @pytest.mark.parametrize("stage", [2, 3])
-def test_input_drop_configs_differ_from_the_6e_configs_only_in_the_drop_stages(stage):
+def test_input_drop_configs_differ_from_the_6e_configs_only_in_the_drop_stages_and_the_site_encoder(stage):
     name = f"second_hv_secfpn_6e_synthkitti-3d-3class_stage{stage}.py"
     base = Config.fromfile(CONFIG_ROOT / "ada3d" / f"ada3d_{name}").to_dict()
     variant = Config.fromfile(CONFIG_ROOT / "ada3d" / f"ada3d-input_{name}").to_dict()
     assert variant["model"]["adaptive"]["drop_3d_stages"] == ("input",)
+    assert variant["model"]["adaptive"]["predictor"].pop("site_encoder_inputs") == ("input",)
     for config in (base, variant):
         for key in ("drop_3d_stages", "keep_ratios_3d"):
             config["model"]["adaptive"].pop(key)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from mmengine.config import Config
 
 from ada3d.models.adaptive.column_ops import drop_columns, drop_pixels
 from ada3d.models.adaptive.height_compression import to_bev
@@ -17,7 +18,7 @@ from sparse_ops.kmap.capacity import CapacityPlan, padded_execution
 from tests.ada3d.adaptive.host_syncs import forbid_host_syncs
 from tests.ada3d.adaptive.test_padded_column_ops import padded
 from tests.ada3d.models.frames import kitti_frame, voxel_batch
-from tests.ada3d.models.test_ada3d_voxelnet import build
+from tests.ada3d.models.test_ada3d_voxelnet import STAGES, build
 from tests.ada3d.models.test_configs import TINY, model_config
 
 VOXEL_SIZE = [0.1, 0.1, 0.2]  # the tiny configs'
@@ -97,6 +98,13 @@ def test_padded_ada3d_with_an_early_drop_gives_the_eager_kept_sets_pixels_and_ma
     graphed = GraphedDetector(model, capture=False)
     check_ada3d(model, graphed, on(voxels, torch.float64), CPU_TOLERANCE)
     assert [r.stage for r in graphed.model.last_pruning] == [*stages, "bev"]
+
+
+def test_padded_input_drop_with_a_site_encoder_gives_the_eager_kept_sets_pixels_and_maps(voxels):
+    predictor = dict(Config.fromfile(STAGES[3]).model.adaptive.predictor, site_encoder_inputs=("input",))
+    model = ada3d(torch.float64, drop_3d_stages=("input",), keep_ratios_3d=(0.5,), predictor=predictor)
+    assert list(model.predictor.site_encoders) == ["input"]
+    check_ada3d(model, GraphedDetector(model, capture=False), on(voxels, torch.float64), CPU_TOLERANCE)
 
 
 def test_padded_ada3d_gives_the_eager_kept_sets_pixels_and_maps(voxels):
