@@ -209,6 +209,7 @@ def _ada3d(args: argparse.Namespace, command: str) -> int:
         models.append((dense, f"{Path(args.dense_config).stem} (dense)"))
     model, cfg = load_detector(args.config, args.checkpoint, device, args.cfg_options)
     models.append((model, _with_keep_ratios(model, Path(args.config).stem, args)))
+    classes = class_names(cfg)  # label order, for the real frames' boxes and the per-class counts
     sources = ["synthetic-val", "real-kitti"] if args.data == "both" else [args.data]
     settings = f"median of {args.repeats} after {args.warmup} warm-up runs per frame"
     results = dict(environment=environment(device), command=command, settings=settings, sources={})
@@ -216,14 +217,14 @@ def _ada3d(args: argparse.Namespace, command: str) -> int:
         if source == "synthetic-val":
             frames = dataloader_frames(cfg.val_dataloader, args.frames_per_source)
         else:
-            frames = kitti_frames(args.kitti_root, class_names(cfg))[: args.frames_per_source]
+            frames = kitti_frames(args.kitti_root, classes)[: args.frames_per_source]
         if args.tune:
             torch.backends.cudnn.benchmark = True
             for model, label in models:
                 print(f"\nAutotuning {label} on {frames[0].name} ({source}):")
                 print(tune_detector(model, frames[0]).format(), flush=True)
         runs = [benchmark_model(model, frames, label, source, device, args.warmup, args.repeats, args.cuda_graphs,
-                                class_names(cfg)) for model, label in models]
+                                classes) for model, label in models]
         text = report(runs, environment(device), settings, command)
         print(f"\n{text}", flush=True)
         results["sources"][source] = [run_to_json(run) for run in runs]

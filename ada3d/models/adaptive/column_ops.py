@@ -14,6 +14,7 @@ plan's next capacity (padding rows after them) and records the exact kept count 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
@@ -81,14 +82,10 @@ def pool_rows(rows: torch.Tensor, cells: torch.Tensor, batch_size: int, grid_sha
         the 256-channel BEV grid took ~50 us on an H100, and cuDNN converted it back to NHWC). Differentiable
         w.r.t. ``rows``.
     """
-    height, width = (int(s) for s in grid_shape)
-    num_cells = batch_size * height * width
-    if cells.shape != rows.shape[:1]:
-        raise ValueError(f"pool_rows needs one cell per row, got {tuple(cells.shape)} cells for {rows.shape[0]} rows")
+    num_cells = _num_cells(rows, cells, batch_size, grid_shape, "pool_rows")
     sums = rows.new_zeros(num_cells + 1, rows.shape[1]).index_add(0, cells, rows)[:num_cells]
     counts = _count(cells, num_cells).clamp_(min=1).to(rows.dtype)
-    means = sums / counts[:, None]
-    return means.view(batch_size, height, width, -1).permute(0, 3, 1, 2)
+    return _channels_last_grid(sums / counts[:, None], batch_size, grid_shape)
 
 
 def max_pool_rows(
@@ -97,15 +94,24 @@ def max_pool_rows(
     """:func:`pool_rows` with the maximum of each cell's rows instead of their mean (zero in cells without a row;
     padding rows, at the spare index, left out); ``[B, C, H, W]`` in channels-last memory. Differentiable w.r.t.
     ``rows`` (the gradient goes to each cell's largest row)."""
-    height, width = (int(s) for s in grid_shape)
-    num_cells = batch_size * height * width
-    if cells.shape != rows.shape[:1]:
-        raise ValueError(f"max_pool_rows needs one cell per row, got {tuple(cells.shape)} cells for {rows.shape[0]} "
-                         "rows")
+    num_cells = _num_cells(rows, cells, batch_size, grid_shape, "max_pool_rows")
     maxima = rows.new_zeros(num_cells + 1, rows.shape[1]).scatter_reduce(
         0, cells[:, None].expand_as(rows), rows, "amax", include_self=False
     )
-    return maxima[:num_cells].view(batch_size, height, width, -1).permute(0, 3, 1, 2)
+    return _channels_last_grid(maxima[:num_cells], batch_size, grid_shape)
+
+
+def _num_cells(rows: torch.Tensor, cells: torch.Tensor, batch_size: int, grid_shape: Sequence[int], caller: str) -> int:
+    """``B * H * W`` (the spare index), after checking that ``cells`` holds one cell per row."""
+    if cells.shape != rows.shape[:1]:
+        raise ValueError(f"{caller} needs one cell per row, got {tuple(cells.shape)} cells for {rows.shape[0]} rows")
+    return batch_size * math.prod(int(s) for s in grid_shape)
+
+
+def _channels_last_grid(per_cell: torch.Tensor, batch_size: int, grid_shape: Sequence[int]) -> torch.Tensor:
+    """``[B * H * W, C]`` values per cell as a ``[B, C, H, W]`` view (channels-last memory)."""
+    height, width = (int(s) for s in grid_shape)
+    return per_cell.view(batch_size, height, width, -1).permute(0, 3, 1, 2)
 
 
 def occupancy(
