@@ -2,9 +2,9 @@
 
 Per frame and model: the data preprocessor voxelises once; then
 
-* ``encode_3d(voxels)`` (VFE, sparse 3D encoder and, for Ada3D, voxel / BEV dropping) and ``encode_2d(bev)`` (BEV
-  backbone and neck) each run once under a :class:`~ada3d.benchmark.flops.FlopCounter`, then the head on their
-  output: FLOPs per part;
+* ``encode_3d(voxels)`` (the 3D backbone: VFE, sparse 3D encoder and, for Ada3D, its voxel-column drops) and
+  ``encode_2d(bev)`` (the 2D backbone: for Ada3D the BEV pixel drop, then BEV backbone and neck) each run once
+  under a :class:`~ada3d.benchmark.flops.FlopCounter`, then the head on their output: FLOPs per part;
 * the drop stages' :class:`~ada3d.models.adaptive.pruning_record.PruningRecord` s (``model.last_pruning``) give
   the kept densities and the ground-truth cells dropped; a model without them counts its BEV map's non-zero
   pixels as occupied and kept; each BEV backbone stage's output gives the ground-truth centres it has features at;
@@ -178,7 +178,8 @@ def _importance_grid(model: torch.nn.Module, grid_shape: tuple[int, int]) -> Bev
 def _stage_counts(model, frame: DetectorFrame, bev, num_classes: int) -> list[StageCounts]:
     records = list(getattr(model, "last_pruning", None) or [])
     if not records and isinstance(bev, SparseTensor):
-        raise ValueError(f"{type(model).__name__}.encode_3d returned a SparseTensor but left no last_pruning records")
+        raise ValueError(f"{type(model).__name__}.encode_3d returned a SparseTensor but encode_3d / encode_2d left no "
+                         "last_pruning records")
     grid_shape = tuple(records[0].occupied.shape[1:]) if records else tuple(bev.shape[2:])
     gt_cells = gt_cell_masks(model, frame, grid_shape)
     class_cells = gt_class_cell_masks(model, frame, grid_shape, num_classes)
@@ -211,11 +212,12 @@ def benchmark_frame(
     with torch.no_grad():
         voxels = model.data_preprocessor(frame.batch, False)["inputs"]["voxels"]
         bev, flops_3d, modules_3d = _counted(counter, lambda: model.encode_3d(voxels))
-        stages = _stage_counts(model, frame, bev, num_classes)
         maps, flops_2d, modules_2d = _counted(counter, lambda: model.encode_2d(fresh_input(bev)))
+        stages = _stage_counts(model, frame, bev, num_classes)  # Ada3D's records: 3D drops, then the BEV drop
         _, flops_head, modules_head = _counted(counter, lambda: model.bbox_head(maps))
         point_cloud_range = model.data_preprocessor.voxel_layer.point_cloud_range
-        stage_maps = model.backbone(fresh_input(bev))  # dense maps per stage, zero where a sparse stage is inactive
+        kept = model.drop_bev(fresh_input(bev)) if hasattr(model, "drop_bev") else fresh_input(bev)
+        stage_maps = model.backbone(kept)  # dense maps per stage, zero where a sparse stage is inactive
         seen, centres = centres_with_features(stage_maps, frame.gt_boxes, point_cloud_range)
         latency = {
             "3d": measure(lambda: model.encode_3d(voxels), device, warmup, repeats),
@@ -350,7 +352,8 @@ def report(runs: list[ModelRun], environment_line: str, settings: str, command: 
     heading = f"Ada3D benchmark, {data}, {frames} frame(s) | {environment_line} | {settings}"
     notes = (
         "FLOPs: 2 x multiply-adds of the convolutions and linear layers that ran (sparse convs by kernel-map pairs). "
-        "ms: mean over frames of the median per frame; 3D = encode_3d, 2D = encode_2d (BEV backbone + neck), "
+        "ms: mean over frames of the median per frame; 3D = encode_3d (VFE, 3D encoder, Ada3D's voxel-column "
+        "drops), 2D = encode_2d (Ada3D's BEV pixel drop, BEV backbone, neck), "
         "end-to-end = voxelisation to boxes after NMS; graph ms (with --cuda-graphs): 3D and 2D replayed as CUDA "
         "graphs (padded execution, one graph per input size bucket, captured in the warm-up). Peak MB: CUDA only. "
         "Cells: the importance (BEV) grid; "

@@ -54,6 +54,8 @@ class Ada3DVoxelNet(VoxelNet):
               frozen), ``'predictor'`` trains only the predictor (the detector frozen, BatchNorm statistics
               included), ``'finetune'`` trains the detector with dropping on (the predictor frozen).
 
+    The 3D drops run in :meth:`encode_3d` (the 3D backbone), the BEV pixel drop in :meth:`encode_2d` (the 2D
+    backbone, whose first conv it thins), so each part's time and memory include its own predictor calls and drops.
     After every forward, ``last_pruning`` holds one :class:`PruningRecord` per drop stage (3D stages in order,
     then ``'bev'``). A keep ratio of 1 keeps every occupied cell and skips the predictor at inference.
 
@@ -146,7 +148,8 @@ class Ada3DVoxelNet(VoxelNet):
         return self
 
     def encode_3d(self, voxels: dict) -> SparseTensor:
-        """VFE and sparse encoder with Ada3D's drops -> the kept BEV pixels (2D :class:`SparseTensor`)."""
+        """The 3D backbone: VFE and sparse encoder with Ada3D's voxel-column drops -> every occupied BEV pixel (2D
+        :class:`SparseTensor`). Starts a new ``last_pruning`` with the 3D drop stages' records."""
         self.last_pruning, self._importance = [], []
         features = self.voxel_encoder(voxels["voxels"], voxels["num_points"])
         ratios = dict(zip(self.drop_3d_stages, self.keep_ratios_3d))
@@ -154,15 +157,22 @@ class Ada3DVoxelNet(VoxelNet):
         def after_stage(name: str, x: SparseTensor) -> SparseTensor:
             return self._drop(name, x, ratios[name], drop_columns) if name in ratios else x
 
-        encoded = self.middle_encoder.encode(features, voxels["coors"], voxels["batch_size"], after_stage)
-        return self._drop("bev", to_bev(encoded), self.keep_ratio_bev, drop_pixels)
+        return to_bev(self.middle_encoder.encode(features, voxels["coors"], voxels["batch_size"], after_stage))
+
+    def drop_bev(self, bev: SparseTensor) -> SparseTensor:
+        """Ada3D's pixel drop before the first BEV conv (the start of the 2D backbone): the occupied BEV pixels
+        ``bev`` -> the kept ones. Its record replaces any earlier ``'bev'`` record in ``last_pruning``."""
+        self.last_pruning = [record for record in self.last_pruning if record.stage != "bev"]
+        return self._drop("bev", bev, self.keep_ratio_bev, drop_pixels)
 
     def encode_2d(self, bev: SparseTensor) -> list[torch.Tensor | SparseBevMap]:
-        """BEV backbone and neck on the kept pixels -> the head's maps: dense, or with a :class:`SparseSECONDFPN`
-        neck behind the sparse execution, :class:`SparseBevMap` s (the neck sparse too, in eval)."""
+        """The 2D backbone: the pixel drop (:meth:`drop_bev`), then the BEV backbone and neck on the kept pixels
+        -> the head's maps: dense, or with a :class:`SparseSECONDFPN` neck behind the sparse execution,
+        :class:`SparseBevMap` s (the neck sparse too, in eval)."""
+        kept = self.drop_bev(bev)
         if isinstance(self.neck, SparseSECONDFPN) and self.backbone.execution == "sparse":
-            return list(self.neck(self.backbone.forward_sparse(bev)))
-        maps = self.backbone(bev)
+            return list(self.neck(self.backbone.forward_sparse(kept)))
+        maps = self.backbone(kept)
         return list(self.neck(maps) if self.neck is not None else maps)
 
     def _drop(self, stage: str, x: SparseTensor, keep_ratio: float, drop) -> SparseTensor:
@@ -200,7 +210,7 @@ class Ada3DVoxelNet(VoxelNet):
         """The detector's losses, or in the ``'predictor'`` stage the predictor's MSE to its target."""
         if self.train_stage != "predictor":
             return super().loss(inputs, data_samples)
-        self.encode_3d(inputs["voxels"])
+        self.drop_bev(self.encode_3d(inputs["voxels"]))
         boxes = [sample.gt_instances_3d.bboxes_3d for sample in data_samples]
         target = importance_target(boxes, self.grid, self.footprint_floor).to(self._importance[0].device)
         loss = sum(importance_loss(importance, target) for importance in self._importance)

@@ -100,8 +100,15 @@ def test_stage3_drops_top_k_columns_and_pixels_and_freezes_the_predictor(batch):
         assert torch.equal(record.kept.flatten(1).sum(1), keep_counts(occupied, ratios[record.stage]))
         assert not (record.kept & ~record.occupied).any()
         assert all(after < before for before, after in zip(record.sites_before, record.sites_after))
-    bev = model.encode_3d(inputs["voxels"])
-    assert bev.features.shape[0] == int(model.last_pruning[-1].kept.sum())  # one BEV pixel per kept cell
+    bev = model.encode_3d(inputs["voxels"])  # the 3D backbone: every occupied BEV pixel, the 3D records only
+    assert [record.stage for record in model.last_pruning] == ["encoder_layer1", "encoder_layer2"]
+    kept = model.drop_bev(bev)  # the start of the 2D backbone
+    assert [record.stage for record in model.last_pruning] == ["encoder_layer1", "encoder_layer2", "bev"]
+    bev_record = model.last_pruning[-1]
+    assert bev.features.shape[0] == int(bev_record.occupied.sum())  # one BEV pixel per occupied cell
+    assert kept.features.shape[0] == int(bev_record.kept.sum())  # one per kept cell
+    model.drop_bev(bev)  # again: its record replaces the last one
+    assert [record.stage for record in model.last_pruning] == ["encoder_layer1", "encoder_layer2", "bev"]
 
 
 def test_an_input_drop_runs_the_whole_encoder_on_the_kept_voxel_columns(batch):
@@ -115,7 +122,7 @@ def test_an_input_drop_runs_the_whole_encoder_on_the_kept_voxel_columns(batch):
         kept = keep_input_columns(voxels, record.kept, model.middle_encoder.sparse_shape)
         features = model.voxel_encoder(kept["voxels"], kept["num_points"])
         expected = to_bev(model.middle_encoder.encode(features, kept["coors"], kept["batch_size"]))
-    assert [r.stage for r in model.last_pruning] == ["input", "encoder_layer2", "bev"]
+    assert [r.stage for r in model.last_pruning] == ["input", "encoder_layer2"]
     per_sample = torch.bincount(voxels["coors"][:, 0].long(), minlength=2)
     assert torch.equal(record.sites_before, per_sample)  # the stage saw every voxel ...
     assert torch.equal(record.sites_after, torch.bincount(kept["coors"][:, 0].long(), minlength=2))
@@ -162,7 +169,7 @@ def test_set_keep_ratios_and_strategies(batch):
     inputs, _ = batch
     with torch.no_grad():
         model.set_keep_ratios(keep_ratios_3d=(1.0, 1.0), keep_ratio_bev=0.25, strategy="distance")
-        model.encode_3d(inputs["voxels"])
+        model.drop_bev(model.encode_3d(inputs["voxels"]))
         record = model.last_pruning[-1]
         assert torch.equal(model.last_pruning[0].kept, model.last_pruning[0].occupied)
         # nearest first: every kept cell is at least as near as every dropped occupied cell

@@ -68,16 +68,18 @@ def assert_same_maps(maps: list, expected: list, tolerance: float) -> None:
 def check_ada3d(model, graphed: GraphedDetector, inputs: dict, tolerance: float) -> None:
     with torch.no_grad():
         bev = model.encode_3d(inputs)
-        records = model.last_pruning
         maps = model.encode_2d(bev)
+        records = model.last_pruning
         graphed_bev = graphed.encode_3d(inputs)
+        assert [r.stage for r in graphed.model.last_pruning] == list(model.drop_3d_stages)  # the 3D part's
         graphed_maps = graphed.encode_2d(graphed_bev)
-    assert [r.stage for r in graphed.model.last_pruning] == [r.stage for r in records]
+    assert [r.stage for r in graphed.model.last_pruning] == [r.stage for r in records] == [*model.drop_3d_stages,
+                                                                                           "bev"]
     for record, expected in zip(graphed.model.last_pruning, records):
         for name in ("occupied", "kept", "sites_before", "sites_after"):
             assert torch.equal(getattr(record, name), getattr(expected, name)), (record.stage, name)
         assert_same_maps([record.scores], [expected.scores], tolerance)
-    assert torch.equal(graphed_bev.indices, bev.indices)  # the kept BEV pixels, padding stripped
+    assert torch.equal(graphed_bev.indices, bev.indices)  # the occupied BEV pixels, padding stripped
     assert_same_maps([graphed_bev.features], [bev.features], tolerance)
     assert_same_maps(graphed_maps, maps, tolerance)
 
@@ -113,10 +115,13 @@ def test_padded_ada3d_gives_the_eager_kept_sets_pixels_and_maps(voxels):
     inputs = on(voxels, torch.float64)
     for _ in range(2):  # the second call reuses the first one's capacities
         check_ada3d(model, graphed, inputs, CPU_TOLERANCE)
-    assert graphed.runner_3d().num_captures == 1 and graphed.runner_2d.num_captures == 1
-    model.set_keep_ratios(keep_ratios_3d=(1.0, 0.5), keep_ratio_bev=1.0, strategy="distance")
-    check_ada3d(model, graphed, inputs, CPU_TOLERANCE)  # another setting: its own runner
-    assert len(graphed._runners_3d) == 2
+    assert graphed.runner_3d().num_captures == 1 and graphed.runner_2d().num_captures == 1
+    model.set_keep_ratios(keep_ratio_bev=0.7)
+    check_ada3d(model, graphed, inputs, CPU_TOLERANCE)  # another BEV ratio: a 2D runner of its own, the same 3D one
+    assert sorted(key[0] for key in graphed._runners) == ["2d", "2d", "3d"]
+    model.set_keep_ratios(keep_ratios_3d=(1.0, 0.5), strategy="distance")
+    check_ada3d(model, graphed, inputs, CPU_TOLERANCE)  # another 3D setting and strategy: runners of their own
+    assert sorted(key[0] for key in graphed._runners) == ["2d", "2d", "2d", "3d", "3d"]
 
 
 def test_without_output_copies_ada3d_hands_out_views_of_the_graph_buffers(voxels):
@@ -197,8 +202,7 @@ def test_cuda_graphs_replay_the_eager_outputs(voxels, detector):
     inputs = on(voxels, torch.float32, "cuda")
     for _ in range(3):  # capture, then replays of the same graphs
         check(model, graphed, inputs, GPU_TOLERANCE)
-    runners = [*graphed._runners_3d.values(), graphed.runner_2d]
-    assert [runner.num_captures for runner in runners] == [1, 1]
+    assert [runner.num_captures for runner in graphed._runners.values()] == [1, 1]
 
 
 @pytest.mark.gpu
