@@ -16,7 +16,7 @@ Counted layers and their multiply-adds:
 A module that runs its child convs' weights itself (e.g. ``Anchor3DHead``'s 1x1 branches, stacked into one conv)
 declares them with ``fused_conv_calls(inputs, output)``, a list of ``(child name, conv, input, output)``: they count as
 those convs called on those tensors, or, for an input that is a SparseTensor or a SparseBevMap (Ada3D's sparse neck
-and head), on its active pixels (:func:`active_rows_conv_flops`).
+and head), on its active pixels (:func:`active_rows_conv_flops`). A declared ``nn.Linear`` counts on its input rows.
 
 Biases, normalisation, activations, pooling and indexing are not counted (they are a few percent of a
 SECOND-style detector). Counts are grouped by the model's top-level children (``voxel_encoder``,
@@ -146,7 +146,9 @@ class FlopCounter:
     def _fused_hook(self, name: str):
         def count(module: nn.Module, inputs: tuple, output) -> None:
             for child, conv, x, y in module.fused_conv_calls(inputs, output):
-                if isinstance(x, (SparseTensor, SparseBevMap)):
+                if isinstance(conv, nn.Linear):
+                    flops = linear_flops(conv, x)
+                elif isinstance(x, (SparseTensor, SparseBevMap)):
                     flops = active_rows_conv_flops(conv, x)
                 else:
                     flops = dense_conv_flops(conv, x, y, self.dense_convs)

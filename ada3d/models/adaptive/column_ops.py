@@ -18,10 +18,12 @@ import math
 from collections.abc import Sequence
 
 import torch
+import torch.nn.functional as F
 
 from ada3d.models.adaptive.bev_grid import downsample_factors
 from sparse_ops import SparseTensor
 from sparse_ops.kmap.capacity import active_plan, compact_rows, scatter_rows
+from sparse_ops.utils import triton_available
 
 Factors = tuple[int, int] | None
 Cells = torch.Tensor | None
@@ -99,6 +101,39 @@ def max_pool_rows(
         0, cells[:, None].expand_as(rows), rows, "amax", include_self=False
     )
     return _channels_last_grid(maxima[:num_cells], batch_size, grid_shape)
+
+
+def encode_pool_rows(
+    rows: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor,
+    cells: torch.Tensor,
+    batch_size: int,
+    grid_shape: Sequence[int],
+) -> torch.Tensor:
+    """Each row through ``ReLU(rows @ weight.T + bias)`` (a site encoder with its inference norm folded in), pooled
+    per cell by the mean, then the maximum: the concatenation of :func:`pool_rows` and :func:`max_pool_rows` of the
+    encoded rows.
+
+    Args:
+        rows: ``[N, C_in]``; weight: ``[C_out, C_in]``; bias: ``[C_out]``.
+        cells, batch_size, grid_shape: as :func:`pool_rows` (the spare index ``B * H * W`` is left out).
+
+    Returns:
+        ``[B, 2 * C_out, H, W]`` in the weight's dtype, channels-last, zero in cells without a row. Without autograd
+        on CUDA (inference) one fused Triton kernel computes it (:mod:`~ada3d.models.adaptive.triton_site_pool`);
+        otherwise torch ops, differentiable.
+    """
+    num_cells = _num_cells(rows, cells, batch_size, grid_shape, "encode_pool_rows")
+    needs_grad = torch.is_grad_enabled() and any(t.requires_grad for t in (rows, weight, bias))
+    out_channels = weight.shape[0]
+    if rows.is_cuda and triton_available() and not needs_grad and out_channels & (out_channels - 1) == 0:
+        from ada3d.models.adaptive.triton_site_pool import encode_pool
+
+        pooled = encode_pool(rows, weight, bias, cells, _count(cells, num_cells))[:num_cells].to(weight.dtype)
+        return _channels_last_grid(pooled, batch_size, grid_shape)
+    encoded = torch.relu(F.linear(rows.to(weight.dtype), weight, bias))
+    return torch.cat([pool(encoded, cells, batch_size, grid_shape) for pool in (pool_rows, max_pool_rows)], dim=1)
 
 
 def _num_cells(rows: torch.Tensor, cells: torch.Tensor, batch_size: int, grid_shape: Sequence[int], caller: str) -> int:

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ada3d.models.adaptive.column_ops import max_pool_rows, pool_rows, pool_to_grid, site_cells
+from ada3d.models.adaptive.column_ops import encode_pool_rows, max_pool_rows, pool_rows, pool_to_grid, site_cells
 from ada3d.models.layers.norm import build_norm_layer, has_inference_affine, inference_affine
 from ada3d.registry import MODELS
 from sparse_ops import SparseTensor
@@ -188,11 +188,20 @@ class ImportancePredictor(nn.Module):
         """The sites of ``x`` through input ``name``'s encoder, pooled per cell: ``[B, 2 * C_e, H, W]``, the mean
         then the maximum (zero in cells without a site; padding rows left out of the pooling, so padded execution,
         which is inference only, gives the eager result; in training the encoder's BatchNorm would count them)."""
-        encoder = self.site_encoders[name]
+        linear, norm, _ = encoder = self.site_encoders[name]
         cells = site_cells(x, grid_shape) if cells is None else cells
-        encoded = encoder(x.features.to(encoder[0].weight.dtype))
+        if self._folds_site_encoder(name):  # eval: the norm folded into the linear layer, one kernel on CUDA
+            scale, shift = inference_affine(norm)
+            weight = linear.weight * scale.to(linear.weight.dtype)[:, None]
+            return encode_pool_rows(x.features, weight, shift.to(weight.dtype), cells, x.batch_size, grid_shape)
+        encoded = encoder(x.features.to(linear.weight.dtype))
         pooled = [pool(encoded, cells, x.batch_size, grid_shape) for pool in (pool_rows, max_pool_rows)]
         return torch.cat(pooled, dim=1)
+
+    def _folds_site_encoder(self, name: str) -> bool:
+        """Whether an eval forward runs input ``name``'s site encoder as :func:`encode_pool_rows` (its BatchNorm
+        folded into the linear layer, which has no bias)."""
+        return not self.training and name in self.site_encoders and has_inference_affine(self.site_encoders[name][1])
 
     def _adapted_sites(
         self, conv: nn.Conv2d, norm: nn.Module, x: SparseTensor, grid_shape: Sequence[int], cells: torch.Tensor | None
@@ -204,12 +213,17 @@ class ImportancePredictor(nn.Module):
         return torch.relu_(pooled + shift.to(pooled.dtype)[:, None, None])
 
     def fused_conv_calls(self, inputs: tuple, output: torch.Tensor) -> list[tuple[str, nn.Module, SparseTensor, None]]:
-        """For :class:`~ada3d.benchmark.flops.FlopCounter`: the adapter conv an eval forward on sites ran itself,
-        on those sites (the other convs run as modules and are counted by their own hooks)."""
+        """For :class:`~ada3d.benchmark.flops.FlopCounter`: the layer an eval forward on sites ran itself, on those
+        sites: a folded site encoder's linear layer, or the adapter conv (the other layers run as modules and are
+        counted by their own hooks)."""
         name, features = inputs[0], inputs[1]
-        if not isinstance(features, SparseTensor) or not self._adapts_sites(name, features, output.shape[2:]):
+        if not isinstance(features, SparseTensor):
             return []
-        return [(f"adapters.{name}.0", self.adapters[name][0], features, None)]
+        if self._folds_site_encoder(name):
+            return [(f"site_encoders.{name}.0", self.site_encoders[name][0], features.features, None)]
+        if self._adapts_sites(name, features, output.shape[2:]):
+            return [(f"adapters.{name}.0", self.adapters[name][0], features, None)]
+        return []
 
 
 def _inference_norm(norm: nn.Module, x: torch.Tensor) -> torch.Tensor:

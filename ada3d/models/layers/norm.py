@@ -24,9 +24,10 @@ def build_norm_layer(cfg: dict, num_features: int) -> nn.Module:
 
 
 def has_inference_affine(norm: nn.Module) -> bool:
-    """Whether ``norm`` is a BatchNorm2d with running statistics, i.e. a fixed per-channel affine map in eval mode
-    (:func:`inference_affine`)."""
-    return isinstance(norm, nn.BatchNorm2d) and norm.running_var is not None and norm.running_mean is not None
+    """Whether ``norm`` is a torch BatchNorm (1d, 2d or synced) with running statistics, i.e. a fixed per-channel
+    affine map in eval mode (:func:`inference_affine`)."""
+    batch_norms = (nn.BatchNorm1d, nn.BatchNorm2d, nn.SyncBatchNorm)
+    return isinstance(norm, batch_norms) and norm.running_var is not None and norm.running_mean is not None
 
 
 def inference_affine(norm: nn.modules.batchnorm._BatchNorm) -> tuple[torch.Tensor, torch.Tensor]:

@@ -10,6 +10,7 @@ from ada3d.models.adaptive.column_ops import (
     _count,
     drop_columns,
     drop_pixels,
+    encode_pool_rows,
     max_pool_rows,
     occupancy,
     pool_rows,
@@ -199,3 +200,59 @@ def test_max_pool_rows_takes_each_cells_largest_row_and_ignores_padding():
     assert torch.equal(rows.grad, torch.tensor([[0.0, 1.0], [1.0, 0.0], [1.0, 1.0], [0.0, 0.0]]))
     with pytest.raises(ValueError, match="max_pool_rows needs one cell per row"):
         max_pool_rows(rows, cells[:3], 1, (2, 2))
+
+
+def _encoded_pool_reference(rows, weight, bias, cells, batch_size, grid):
+    """Float64, cell by cell: the mean, then the maximum of ``ReLU(rows @ weight.T + bias)`` (zeros without rows)."""
+    encoded = torch.relu(rows.double() @ weight.double().t() + bias.double())
+    num_cells = batch_size * grid[0] * grid[1]
+    reference = torch.zeros(num_cells, 2 * weight.shape[0], dtype=torch.float64)
+    for cell in range(num_cells):
+        mine = encoded[cells == cell]
+        if len(mine):
+            reference[cell] = torch.cat([mine.mean(dim=0), mine.max(dim=0).values])
+    return reference.view(batch_size, *grid, -1).permute(0, 3, 1, 2)
+
+
+def _encoder_inputs(num_rows: int, seed: int, out_channels: int = 32):
+    """Rows, a [C_out, 4] weight and bias, and cells on a 2 x 5 x 7 grid: some cells empty, some rows padding."""
+    generator = torch.Generator().manual_seed(seed)
+    rows = torch.randn(num_rows, 4, generator=generator)
+    weight, bias = torch.randn(out_channels, 4, generator=generator), torch.randn(out_channels, generator=generator)
+    cells = torch.randint(0, 60, (num_rows,), generator=generator)  # cells 60..69 stay empty
+    cells[::17] = 70  # the spare index: padding rows
+    return rows, weight, bias, cells
+
+
+def test_encode_pool_rows_pools_the_encoded_rows_by_mean_and_max_and_is_differentiable():
+    rows, weight, bias, cells = _encoder_inputs(500, seed=1, out_channels=6)
+    rows, weight, bias = (t.double().requires_grad_() for t in (rows, weight, bias))
+    pooled = encode_pool_rows(rows, weight, bias, cells, 2, (5, 7))
+    reference = _encoded_pool_reference(rows.detach(), weight.detach(), bias.detach(), cells, 2, (5, 7))
+    torch.testing.assert_close(pooled, reference, rtol=1e-12, atol=1e-12)
+    assert pooled.is_contiguous(memory_format=torch.channels_last) and pooled[1, :, 4].eq(0).all()  # cells 63-69
+    pooled.sum().backward()
+    assert weight.grad.abs().sum() > 0 and rows.grad[cells == 70].eq(0).all()  # padding rows get no gradient
+    with pytest.raises(ValueError, match="encode_pool_rows needs one cell per row"):
+        encode_pool_rows(rows, weight, bias, cells[:3], 2, (5, 7))
+
+
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="needs a CUDA device"))])  # fmt: skip
+def test_the_fused_site_pool_kernel_equals_the_float64_reference(device):
+    from ada3d.models.adaptive.triton_site_pool import encode_pool  # on CPU through Triton's interpreter
+
+    rows, weight, bias, cells = _encoder_inputs(3000, seed=2)  # rows far more than a block, cells shared by many
+    rows, weight, bias, cells = (t.to(device) for t in (rows, weight, bias, cells))
+    pooled = encode_pool(rows, weight, bias, cells, _count(cells, 70))
+    assert pooled.shape == (71, 64) and pooled.dtype == torch.float32
+    reference = _encoded_pool_reference(rows.cpu(), weight.cpu(), bias.cpu(), cells.cpu(), 2, (5, 7))
+    reference = reference.permute(0, 2, 3, 1).reshape(70, 64)
+    torch.testing.assert_close(pooled[:70].cpu().double(), reference, rtol=1e-5, atol=1e-5)
+    if device == "cuda":  # the dispatch: the kernel at inference, the torch ops where autograd needs them
+        with torch.no_grad():
+            fused = encode_pool_rows(rows, weight, bias, cells, 2, (5, 7))
+        torch.testing.assert_close(fused.double().cpu(), reference.view(2, 5, 7, 64).permute(0, 3, 1, 2), rtol=1e-5,
+                                   atol=1e-5)  # fmt: skip
+        assert fused.is_contiguous(memory_format=torch.channels_last)
+        assert encode_pool_rows(rows, weight.requires_grad_(), bias, cells, 2, (5, 7)).requires_grad
