@@ -7,8 +7,8 @@
 # Measured on the H100 (docs/benchmarks.md, sessions 12-13), 3-class 3D AP_R40 mod on the 1000 synthetic val
 # frames, from a stage 1 of 82.8, keeping 50% of the input columns: 80.9 with the site encoder (Ped 69.1; 80.5 at
 # 40%), 77.9 with the mean of the raw voxel features (Ped 61.4; 80.6 / 74.7 / 66.5 at 60 / 40 / 30%); single
-# training runs vary by ~2 AP. The 3D part (encode_3d) under CUDA graphs, batch 16: 11.0 / 9.7 ms at 50 / 40%
-# against the dense 13.6-13.9 (the drops after layers 1-2: 13.7); batch 4: 4.0 / 3.7 vs 4.4 ms. A drop after the
+# training runs vary by ~2 AP. The 3D part (encode_3d) under CUDA graphs, batch 16: 10.4 / 9.0 ms at 50 / 40%
+# against the dense 13.6-14.1 (the drops after layers 1-2: 13.7); batch 4: 4.0 / 3.7 vs 4.4 ms. A drop after the
 # stem instead ("model.adaptive.drop_3d_stages=[conv_input]") lost 9 AP
 # here: its predictor on the stem's features drops 20% of the car cells, and its 3D part is no faster than dense.
 _base_ = ["./ada3d_second_hv_secfpn_6e_synthkitti-3d-3class_stage2.py"]

@@ -237,10 +237,10 @@ def test_encode_pool_rows_pools_the_encoded_rows_by_mean_and_max_and_is_differen
         encode_pool_rows(rows, weight, bias, cells[:3], 2, (5, 7))
 
 
-@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(
-    not torch.cuda.is_available(), reason="needs a CUDA device"))])  # fmt: skip
-def test_the_fused_site_pool_kernel_equals_the_float64_reference(device):
-    from ada3d.models.adaptive.triton_site_pool import encode_pool  # on CPU through Triton's interpreter
+def test_the_fused_site_pool_kernel_equals_the_float64_reference():
+    from ada3d.models.adaptive.triton_site_pool import encode_pool
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"  # without a GPU through Triton's interpreter (conftest)
 
     rows, weight, bias, cells = _encoder_inputs(3000, seed=2)  # rows far more than a block, cells shared by many
     rows, weight, bias, cells = (t.to(device) for t in (rows, weight, bias, cells))
