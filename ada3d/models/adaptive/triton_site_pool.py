@@ -3,8 +3,9 @@
 ``encode_pool_kernel`` runs each site through ``ReLU(x @ W + b)`` in registers and pools the result into its
 importance cell: the mean (each row adds its share ``1 / count``) into the first ``C`` channels of the cell's row,
 the maximum into the last ``C``, both by atomics. The torch ops it replaces (a linear layer, its norm and ReLU, an
-``index_add`` with a division for the mean, a ``scatter_reduce`` for the maximum and a concatenation) read and wrote
-the ``[N, C]`` encoded rows six times; on an H100 the maximum alone took 377 us for 610k sites x 32 channels.
+``index_add`` with a division for the mean, a ``scatter_reduce`` for the maximum and a concatenation) each made a
+pass over the ``[N, C]`` encoded rows or the per-cell grid; on an H100 the maximum alone took 377 us for 610k sites
+x 32 channels, and the 3D part of the input drop at batch 16 went from 9.7 to 9.0 ms with the kernel.
 """
 
 import torch
