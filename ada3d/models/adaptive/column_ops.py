@@ -132,8 +132,15 @@ def encode_pool_rows(
 
         pooled = encode_pool(rows, weight, bias, cells, _count(cells, num_cells))[:num_cells].to(weight.dtype)
         return _channels_last_grid(pooled, batch_size, grid_shape)
-    encoded = torch.relu(F.linear(rows.to(weight.dtype), weight, bias))
-    return torch.cat([pool(encoded, cells, batch_size, grid_shape) for pool in (pool_rows, max_pool_rows)], dim=1)
+    return mean_max_pool_rows(torch.relu(F.linear(rows.to(weight.dtype), weight, bias)), cells, batch_size, grid_shape)
+
+
+def mean_max_pool_rows(
+    rows: torch.Tensor, cells: torch.Tensor, batch_size: int, grid_shape: Sequence[int]
+) -> torch.Tensor:
+    """:func:`pool_rows` then :func:`max_pool_rows` of ``rows``, concatenated: ``[B, 2 * C, H, W]``, channels-last,
+    differentiable w.r.t. ``rows``."""
+    return torch.cat([pool(rows, cells, batch_size, grid_shape) for pool in (pool_rows, max_pool_rows)], dim=1)
 
 
 def _num_cells(rows: torch.Tensor, cells: torch.Tensor, batch_size: int, grid_shape: Sequence[int], caller: str) -> int:

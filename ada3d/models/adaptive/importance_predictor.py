@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ada3d.models.adaptive.column_ops import encode_pool_rows, max_pool_rows, pool_rows, pool_to_grid, site_cells
+from ada3d.models.adaptive.column_ops import encode_pool_rows, mean_max_pool_rows, pool_to_grid, site_cells
 from ada3d.models.layers.norm import build_norm_layer, has_inference_affine, inference_affine
 from ada3d.registry import MODELS
 from sparse_ops import SparseTensor
@@ -194,9 +194,7 @@ class ImportancePredictor(nn.Module):
             scale, shift = inference_affine(norm)
             weight = linear.weight * scale.to(linear.weight.dtype)[:, None]
             return encode_pool_rows(x.features, weight, shift.to(weight.dtype), cells, x.batch_size, grid_shape)
-        encoded = encoder(x.features.to(linear.weight.dtype))
-        pooled = [pool(encoded, cells, x.batch_size, grid_shape) for pool in (pool_rows, max_pool_rows)]
-        return torch.cat(pooled, dim=1)
+        return mean_max_pool_rows(encoder(x.features.to(linear.weight.dtype)), cells, x.batch_size, grid_shape)
 
     def _folds_site_encoder(self, name: str) -> bool:
         """Whether an eval forward runs input ``name``'s site encoder as :func:`encode_pool_rows` (its BatchNorm
