@@ -14,6 +14,7 @@ from ada3d.models.adaptive.heatmap import importance_target
 from ada3d.models.adaptive.height_compression import to_bev
 from ada3d.models.adaptive.importance_predictor import importance_loss
 from ada3d.models.adaptive.pruning_record import PruningRecord
+from ada3d.models.adaptive.sp_norm import SparsityPreservingBatchNorm
 from ada3d.models.adaptive.spatial_filter import STRATEGIES
 from ada3d.models.backbones.sparse_second import SparseSECOND
 from ada3d.models.detectors.voxelnet import VoxelNet
@@ -24,6 +25,13 @@ from ada3d.structures.sparse_bev_map import SparseBevMap
 from sparse_ops import SparseTensor
 
 TRAIN_STAGES = ("detector", "predictor", "finetune")
+
+
+def has_running_statistics(module: nn.Module) -> bool:
+    """Whether ``module`` normalises by running statistics in eval mode and updates them in train mode: a torch
+    BatchNorm that tracks them, or an SP-BN (its ``running_var``)."""
+    norms = (nn.modules.batchnorm._BatchNorm, SparsityPreservingBatchNorm)
+    return isinstance(module, norms) and module.running_var is not None
 
 
 @MODELS.register_module()
@@ -53,6 +61,10 @@ class Ada3DVoxelNet(VoxelNet):
             * ``train_stage``: Ada3D's three training stages: ``'detector'`` trains the detector (the predictor is
               frozen), ``'predictor'`` trains only the predictor (the detector frozen, BatchNorm statistics
               included), ``'finetune'`` trains the detector with dropping on (the predictor frozen).
+            * ``norm_eval``: keep the detector's normalisation layers with running statistics (BatchNorm, SP-BN)
+              in eval mode while it trains: their statistics stay those of the stage before, and training runs
+              the forward that inference runs (default False: they normalise by the statistics of each batch,
+              which after a drop are those of the kept sites only).
 
     The 3D drops run in :meth:`encode_3d` (the 3D backbone), the BEV pixel drop in :meth:`encode_2d` (the 2D
     backbone, whose first conv it thins), so each part's time and memory include its own predictor calls and drops.
@@ -69,7 +81,7 @@ class Ada3DVoxelNet(VoxelNet):
             raise ValueError(f"Ada3DVoxelNet needs backbone type 'SparseSECOND', got {type(self.backbone).__name__}")
         settings = dict(adaptive)
         known = {"predictor", "filter", "drop_3d_stages", "keep_ratios_3d", "keep_ratio_bev", "strategy",
-                 "loss_weight", "train_stage", "footprint_floor"}  # fmt: skip
+                 "loss_weight", "train_stage", "footprint_floor", "norm_eval"}  # fmt: skip
         unknown = sorted(set(settings) - known)
         if unknown:
             raise ValueError(f"unknown adaptive settings {unknown}; known: {sorted(known)}")
@@ -90,6 +102,9 @@ class Ada3DVoxelNet(VoxelNet):
         self.train_stage = settings.get("train_stage", "detector")
         if self.train_stage not in TRAIN_STAGES:
             raise ValueError(f"train_stage must be one of {TRAIN_STAGES}, got {self.train_stage!r}")
+        self.norm_eval = settings.get("norm_eval", False)
+        if not isinstance(self.norm_eval, bool):
+            raise ValueError(f"norm_eval must be True or False, got {self.norm_eval!r}")
         self.keep_ratios_3d: tuple[float, ...] = ()
         self.keep_ratio_bev = 1.0
         self.strategy = "predictor"
@@ -141,10 +156,15 @@ class Ada3DVoxelNet(VoxelNet):
         return [self.predictor]
 
     def train(self, mode: bool = True) -> Ada3DVoxelNet:
-        """Train mode for the trainable part only: frozen parts stay in eval (their BatchNorm statistics fixed)."""
+        """Train mode for the trainable part only: frozen parts stay in eval (their BatchNorm statistics fixed), and
+        with ``norm_eval`` so do the normalisation layers."""
         super().train(mode)
         for module in self._frozen_modules():
             module.eval()
+        if self.norm_eval:
+            for module in self.modules():
+                if has_running_statistics(module):
+                    module.eval()
         return self
 
     def encode_3d(self, voxels: dict) -> SparseTensor:

@@ -11,6 +11,7 @@ from ada3d.models.adaptive.heatmap import centre_heatmap, importance_target
 from ada3d.models.adaptive.height_compression import to_bev
 from ada3d.models.adaptive.importance_predictor import importance_loss
 from ada3d.models.adaptive.spatial_filter import keep_counts
+from ada3d.models.detectors.ada3d_voxelnet import has_running_statistics
 from ada3d.registry import MODELS
 from tests.ada3d.models.frames import kitti_frame, voxel_batch
 from tests.ada3d.models.test_configs import CONFIG_ROOT, TINY
@@ -109,6 +110,32 @@ def test_stage3_drops_top_k_columns_and_pixels_and_freezes_the_predictor(batch):
     assert kept.features.shape[0] == int(bev_record.kept.sum())  # one per kept cell
     model.drop_bev(bev)  # again: its record replaces the last one
     assert [record.stage for record in model.last_pruning] == ["encoder_layer1", "encoder_layer2", "bev"]
+
+
+def test_norm_eval_fine_tunes_the_inference_forward_with_the_statistics_fixed(batch):
+    inputs, samples = batch
+    model = build(3, norm_eval=True)
+    norms = [name for name, module in model.named_modules() if has_running_statistics(module)]
+    assert any("SparsityPreserving" in type(model.get_submodule(n)).__name__ for n in norms)  # SP-BN counted
+    assert any(isinstance(model.get_submodule(n), torch.nn.BatchNorm1d) for n in norms)  # the encoder's BN1d too
+    statistics = {k: v for k, v in detector_state(model).items() if k.endswith(("running_var", "running_mean"))}
+    model.train()
+    assert not any(model.get_submodule(name).training for name in norms)
+    assert model.backbone.training and not model.predictor.training
+    with torch.no_grad():  # the training forward is the inference forward
+        train_maps = model.encode_2d(model.encode_3d(inputs["voxels"]))
+        model.eval()
+        eval_maps = model.encode_2d(model.encode_3d(inputs["voxels"]))
+    for train_map, eval_map in zip(train_maps, eval_maps):  # eval runs the neck sparse: the same map
+        torch.testing.assert_close(train_map, eval_map.dense(), rtol=1e-5, atol=1e-5)
+    before = detector_state(model)
+    train_steps(model, inputs, samples, steps=1)
+    after = detector_state(model)
+    assert not changed(statistics, after)  # BN and SP-BN statistics fixed ...
+    assert {k for k in changed(before, after) if k.startswith("backbone.")}  # ... their weights and the convs train
+    default = build(3)
+    default.train()
+    assert all(default.get_submodule(name).training for name in norms if not name.startswith("predictor."))
 
 
 def test_an_input_drop_runs_the_whole_encoder_on_the_kept_voxel_columns(batch):
@@ -222,6 +249,8 @@ def test_bad_settings_are_named():
         build(1, keep_ratio=0.5)
     with pytest.raises(ValueError, match="train_stage must be one of"):
         build(1, train_stage="all")
+    with pytest.raises(ValueError, match="norm_eval must be True or False"):
+        build(3, norm_eval="yes")
     with pytest.raises(ValueError, match="footprint_floor must lie in"):
         build(2, footprint_floor=-0.1)
 
