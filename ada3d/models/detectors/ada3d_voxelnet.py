@@ -182,7 +182,6 @@ class Ada3DVoxelNet(VoxelNet):
     def drop_bev(self, bev: SparseTensor) -> SparseTensor:
         """Ada3D's pixel drop before the first BEV conv (the start of the 2D backbone): the occupied BEV pixels
         ``bev`` -> the kept ones. Its record replaces any earlier ``'bev'`` record in ``last_pruning``."""
-        self.last_pruning = [record for record in self.last_pruning if record.stage != "bev"]
         return self._drop("bev", bev, self.keep_ratio_bev, drop_pixels)
 
     def encode_2d(self, bev: SparseTensor) -> list[torch.Tensor | SparseBevMap]:
@@ -215,8 +214,13 @@ class Ada3DVoxelNet(VoxelNet):
             kept = self.spatial_filter.select(scores, occupied, keep_ratio)
             x = drop(x, kept, max_kept=self._max_kept(x, keep_ratio), cells=cells)
             after = sites_per_sample(x)
-        self.last_pruning.append(PruningRecord(stage, self.grid, occupied, kept, scores, before, after))
+        self.keep_record(PruningRecord(stage, self.grid, occupied, kept, scores, before, after))
         return x
+
+    def keep_record(self, record: PruningRecord) -> None:
+        """Append ``record`` to ``last_pruning``, in place of an earlier record of the same stage (a second pixel
+        drop on the same 3D output replaces the first one's)."""
+        self.last_pruning = [*(r for r in self.last_pruning if r.stage != record.stage), record]
 
     def _max_kept(self, x: SparseTensor, keep_ratio: float) -> int | None:
         """A static bound on the sites a drop keeps, which caps its capacity in padded execution: on the importance

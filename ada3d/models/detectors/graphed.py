@@ -126,8 +126,7 @@ class GraphedDetector:
             if not isinstance(bev, SparseTensor):
                 raise TypeError(f"Ada3D's 2D part takes the occupied BEV pixels as a SparseTensor, got {type(bev)}")
             maps, record = self.runner_2d()(bev.features, bev.indices, bev.batch_size)  # copies if copy_outputs
-            stages = [r for r in self.model.last_pruning if r.stage != "bev"]
-            self.model.last_pruning = stages + self._records(("bev",), [record])
+            self.model.keep_record(*self._records(("bev",), [record]))
             return self._sparse_maps(maps, bev.batch_size)
         return self.runner_2d()(bev)
 

@@ -174,9 +174,12 @@ def test_ada3d_drop_stages_never_sync_with_the_host(voxels, monkeypatch):
         with padded_execution(plan), forbid_host_syncs(monkeypatch):
             model._drop("encoder_layer2", stage_inputs[0], 0.8, drop_columns)  # predictor, density prior, top-k
             model._drop("bev", to_bev(stage_inputs[1]), 0.5, drop_pixels)
-            model._drop("bev", stage_inputs[2], 0.5, drop_pixels)
+            first_bev = model.last_pruning[-1]
+            model._drop("bev", stage_inputs[2], 0.5, drop_pixels)  # its record replaces the first 'bev' record
     assert len(plan.counts) == 4  # three drops and the height compression took capacities
-    assert [int(record.kept.sum()) for record in model.last_pruning[-2:]] == [int(plan.counts[2]), int(plan.counts[3])]
+    assert [record.stage for record in model.last_pruning] == ["encoder_layer2", "bev"]
+    records = [first_bev, model.last_pruning[-1]]
+    assert [int(record.kept.sum()) for record in records] == [int(plan.counts[2]), int(plan.counts[3])]
 
 
 def test_graphed_detector_refuses_training_mode_and_a_graphed_random_strategy(voxels):
