@@ -51,6 +51,8 @@ class ImportancePredictor(nn.Module):
         site_encoder_inputs: inputs (names of ``in_channels``) whose sites are encoded before pooling (above);
             they must be given as sparse tensors.
         site_encoder_channels: channels of a site encoder's output.
+        site_norm_cfg: a site encoder's norm on its ``[N, C]`` rows, default ``dict(type='BN1d', eps=1e-3,
+            momentum=0.01)``; ``dict(type='SyncBN', ...)`` for statistics over all ranks under DDP.
 
     Shapes: ``forward(name, features [B, in_channels[name], H, W]) -> [B, 1, H, W]`` in ``(0, 1)``; for sites,
     ``forward(name, x, grid_shape=(H, W))`` with ``x`` a :class:`SparseTensor` of ``in_channels[name]`` channels.
@@ -66,6 +68,7 @@ class ImportancePredictor(nn.Module):
         prior_prob: float = 0.1,
         site_encoder_inputs: Sequence[str] = (),
         site_encoder_channels: int = 32,
+        site_norm_cfg: dict | None = None,
     ) -> None:
         super().__init__()
         if not in_channels:
@@ -78,6 +81,7 @@ class ImportancePredictor(nn.Module):
         if not 0.0 < prior_prob < 1.0:
             raise ValueError(f"prior_prob must lie in (0, 1), got {prior_prob}")
         norm_cfg = dict(type="BN2d", eps=1e-3, momentum=0.01) if norm_cfg is None else norm_cfg
+        site_norm_cfg = dict(type="BN1d", eps=1e-3, momentum=0.01) if site_norm_cfg is None else site_norm_cfg
         unknown = [name for name in site_encoder_inputs if name not in in_channels]
         if unknown:
             raise ValueError(f"site_encoder_inputs {unknown} are not inputs of the predictor; its inputs: "
@@ -87,7 +91,7 @@ class ImportancePredictor(nn.Module):
             {
                 name: nn.Sequential(
                     nn.Linear(self.in_channels[name], site_encoder_channels, bias=False),
-                    build_norm_layer(dict(type="BN1d", eps=1e-3, momentum=0.01), site_encoder_channels),
+                    build_norm_layer(site_norm_cfg, site_encoder_channels),
                     nn.ReLU(inplace=True),
                 )
                 for name in site_encoder_inputs

@@ -207,3 +207,21 @@ def test_a_site_encoder_learns_and_its_errors_name_the_inputs():
     with FlopCounter(counter_model) as counter:  # the encoder's linear layer is counted on the sites
         counter_model("input", x, (4, 5))
     assert counter.by_layer["site_encoders.input.0"] == 2 * 60 * 4 * 32
+
+
+def test_the_site_encoder_norm_is_configurable_and_a_syncbn_checkpoint_loads_into_bn1d():
+    settings = dict(hidden_channels=8, groups=2, site_encoder_inputs=("input",))
+    synced = ImportancePredictor({"input": 4}, **settings, site_norm_cfg=dict(type="SyncBN", eps=1e-3, momentum=0.01))
+    plain = ImportancePredictor({"input": 4}, **settings)
+    assert isinstance(synced.site_encoders["input"][1], torch.nn.SyncBatchNorm)
+    assert type(plain.site_encoders["input"][1]) is torch.nn.BatchNorm1d
+    norm = synced.site_encoders["input"][1]
+    torch.manual_seed(1)
+    norm.running_mean.uniform_(-1, 1)
+    norm.running_var.uniform_(0.5, 2)
+    norm.weight.data.uniform_(0.5, 1.5)
+    plain.load_state_dict(synced.state_dict())  # the same keys: checkpoints move between the two
+    x = random_sparse((3, 16, 20), batch_size=2, num_sites=60, channels=4, seed=7)
+    with torch.no_grad():  # eval folds either norm into the linear layer: the same map
+        torch.testing.assert_close(synced.eval()("input", x, (4, 5)), plain.eval()("input", x, (4, 5)))
+        assert synced._folds_site_encoder("input")
