@@ -133,7 +133,7 @@ def test_norm_eval_fine_tunes_the_inference_forward_with_the_statistics_fixed(ba
     after = detector_state(model)
     assert not changed(statistics, after)  # BN and SP-BN statistics fixed ...
     assert {k for k in changed(before, after) if k.startswith("backbone.")}  # ... their weights and the convs train
-    default = build(3)
+    default = build(3, norm_eval=False)
     default.train()
     assert all(default.get_submodule(name).training for name in norms if not name.startswith("predictor."))
 
