@@ -265,6 +265,8 @@ def test_shipped_ada3d_configs_build_their_drop_stages(path):
     adaptive = cfg.model.adaptive
     assert model.drop_3d_stages == tuple(adaptive.drop_3d_stages)
     assert set(model.predictor.input_names) == {*adaptive.drop_3d_stages, "bev"}
+    # stage 3 fine-tunes with the statistics fixed (with batch statistics it lost AP on every benchmark)
+    assert model.norm_eval == (adaptive.train_stage == "finetune")
 
 
 @pytest.mark.parametrize("stage", [2, 3])
