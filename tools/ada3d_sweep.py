@@ -1,9 +1,11 @@
 """Accuracy vs kept density of an Ada3D detector, per cell-selection strategy.
 
     python tools/ada3d_sweep.py CONFIG CHECKPOINT --ratios 1.0 0.6 0.4 0.25 0.15 \\
-        --strategies predictor random distance [--ratios-3d same|fixed] [--out DIR] [--data-root D]
+        --strategies predictor random distance [--ratios-3d same|fixed] [--ratio-bev same|fixed] [--out DIR] \
+        [--data-root D]
 
-For every strategy and BEV keep ratio: ``model.set_keep_ratios(...)``, then the test set through mmengine's test
+For every strategy and keep ratio (applied to the BEV pixel drop and / or the 3D drops: ``--ratio-bev``,
+``--ratios-3d``): ``model.set_keep_ratios(...)``, then the test set through mmengine's test
 loop and the config's metric (KittiMetric: AP in percent). The BEV density actually kept (kept cells / all cells
 of the importance grid, and kept / occupied) is read from the model's ``last_pruning`` records over the whole
 set. Writes ``DIR/sweep.json`` and ``DIR/sweep.png`` (Car and 3-class mean moderate 3D AP_R40 vs kept BEV density,
@@ -35,7 +37,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="BEV keep ratios (fractions of the occupied cells kept)")
     parser.add_argument("--strategies", nargs="+", choices=STRATEGIES, default=list(STRATEGIES))
     parser.add_argument("--ratios-3d", choices=["same", "fixed"], default="same",
-                        help="same: every 3D drop stage keeps the BEV ratio too; fixed: the config's 3D ratios")
+                        help="same: every 3D drop stage keeps each ratio; fixed: the config's 3D ratios")
+    parser.add_argument("--ratio-bev", choices=["same", "fixed"], default="same",
+                        help="same: the BEV pixel drop keeps each ratio; fixed: the config's BEV ratio (with "
+                        "--ratios-3d same: sweep the 3D drops alone)")
     parser.add_argument("--out", help="output folder (default: work_dirs/ada3d_sweep/<config name>)")
     parser.add_argument("--data-root", help="dataset root replacing the config's test data root (and the metric's "
                         "annotation file, the test dataset's ann_file under it)")
@@ -43,6 +48,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if any(not 0 < ratio <= 1 for ratio in args.ratios):
         parser.error(f"--ratios must lie in (0, 1], got {args.ratios}")
+    if args.ratios_3d == args.ratio_bev == "fixed":
+        parser.error("--ratios-3d fixed with --ratio-bev fixed leaves nothing to sweep")
     return args
 
 
@@ -70,8 +77,8 @@ def main(argv: list[str] | None = None) -> list:
     out = Path(args.out or osp.join("work_dirs", "ada3d_sweep", osp.splitext(osp.basename(args.config))[0]))
     out.mkdir(parents=True, exist_ok=True)
     runner, cfg = build_runner(args, out)
-    points = sweep(runner, cfg, args.ratios, args.strategies, args.ratios_3d)
-    summary = dict(config=args.config, checkpoint=args.checkpoint, ratios_3d=args.ratios_3d,
+    points = sweep(runner, cfg, args.ratios, args.strategies, args.ratios_3d, args.ratio_bev)
+    summary = dict(config=args.config, checkpoint=args.checkpoint, ratios_3d=args.ratios_3d, ratio_bev=args.ratio_bev,
                    points=[asdict(point) for point in points])
     (out / "sweep.json").write_text(json.dumps(summary, indent=2))
     plot(points, out / "sweep.png", f"{osp.basename(args.config)}: accuracy vs kept BEV density")

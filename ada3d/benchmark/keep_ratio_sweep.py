@@ -49,13 +49,19 @@ def _metric_values(metrics: dict) -> dict[str, float]:
     return {name.rsplit("/", 1)[-1]: float(value) for name, value in metrics.items()}
 
 
-def sweep(runner, cfg, ratios: list[float], strategies: list[str], ratios_3d: str) -> list[SweepPoint]:
-    """Evaluate the model of an mmengine ``runner`` (built from ``cfg``, with a test loop) at every (strategy, BEV
-    keep ratio), through ``runner.test()``.
+def sweep(
+    runner, cfg, ratios: list[float], strategies: list[str], ratios_3d: str, ratio_bev: str = "same"
+) -> list[SweepPoint]:
+    """Evaluate the model of an mmengine ``runner`` (built from ``cfg``, with a test loop) at every (strategy, keep
+    ratio), through ``runner.test()``.
 
     Args:
-        ratios_3d: ``'same'``: every 3D drop stage (``cfg.model.adaptive.drop_3d_stages``) keeps the BEV ratio too;
+        ratios_3d: ``'same'``: every 3D drop stage (``cfg.model.adaptive.drop_3d_stages``) keeps the swept ratio;
             ``'fixed'``: the 3D keep ratios stay as configured.
+        ratio_bev: ``'same'``: the BEV pixel drop keeps the swept ratio; ``'fixed'``: it keeps the configured one
+            (with ``ratios_3d='same'``, a sweep of the 3D drops alone).
+
+    Each point records the ratios the model actually ran with.
 
     Raises:
         ValueError: if the model has no ``set_keep_ratios`` (not an Ada3D detector) or leaves no ``'bev'`` record.
@@ -69,20 +75,25 @@ def sweep(runner, cfg, ratios: list[float], strategies: list[str], ratios_3d: st
             "(a config with an 'adaptive' section, e.g. under configs/ada3d/)"
         )
     num_3d_stages = len(cfg.model.get("adaptive", {}).get("drop_3d_stages", ()))
+    if ratio_bev == "fixed" and (ratios_3d == "fixed" or not num_3d_stages):
+        raise ValueError(f"{cfg.filename}: with the BEV ratio fixed the sweep needs 3D drop stages that take the "
+                         f"ratio (ratios_3d='same'), got ratios_3d={ratios_3d!r} and {num_3d_stages} 3D drop stages")
     points = []
     meter = BevDensityMeter(model)
     try:
         for strategy in strategies:
             for ratio in ratios:
                 keep_3d = [ratio] * num_3d_stages if ratios_3d == "same" and num_3d_stages else None
-                model.set_keep_ratios(keep_ratios_3d=keep_3d, keep_ratio_bev=ratio, strategy=strategy)
+                keep_bev = ratio if ratio_bev == "same" else None
+                model.set_keep_ratios(keep_ratios_3d=keep_3d, keep_ratio_bev=keep_bev, strategy=strategy)
                 meter.counts = None
                 metrics = _metric_values(runner.test())
                 counts = meter.counts
                 if counts is None:
                     raise ValueError(f"{type(model).__name__} left no 'bev' record in last_pruning during the test")
-                points.append(SweepPoint(strategy, ratio, keep_3d, counts.kept_of_grid, counts.kept_of_occupied,
-                                         metrics))
+                ran_3d = list(getattr(model, "keep_ratios_3d", ())) or None
+                points.append(SweepPoint(strategy, model.keep_ratio_bev, ran_3d, counts.kept_of_grid,
+                                         counts.kept_of_occupied, metrics))  # fmt: skip
     finally:
         meter.remove()
     return points

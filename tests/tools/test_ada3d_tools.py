@@ -105,6 +105,8 @@ def test_sweep_needs_a_model_with_keep_ratios(tmp_path, synthkitti_root, tiny_ch
         sweep_cli.main(argv)
     with pytest.raises(SystemExit):
         sweep_cli.parse_args([*argv, "--ratios", "0"])
+    with pytest.raises(SystemExit):  # nothing left to sweep
+        sweep_cli.parse_args([*argv, "--ratios-3d", "fixed", "--ratio-bev", "fixed"])
 
 
 def test_sweep_evaluates_every_strategy_and_ratio(tmp_path, synthkitti_root, tiny_checkpoint, dropping_config):
@@ -117,7 +119,7 @@ def test_sweep_evaluates_every_strategy_and_ratio(tmp_path, synthkitti_root, tin
     assert points[0].bev_kept_of_grid > points[1].bev_kept_of_grid > 0
     assert all("Car_3D_AP40_moderate" in p.metrics and "Overall_3D_AP40_moderate" in p.metrics for p in points)
     summary = json.loads((tmp_path / "sweep.json").read_text())
-    assert len(summary["points"]) == 4 and summary["ratios_3d"] == "fixed"
+    assert len(summary["points"]) == 4 and summary["ratios_3d"] == "fixed" and summary["ratio_bev"] == "same"
     assert (tmp_path / "sweep.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
