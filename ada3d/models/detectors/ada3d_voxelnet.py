@@ -161,9 +161,10 @@ class Ada3DVoxelNet(VoxelNet):
         super().train(mode)
         for module in self._frozen_modules():
             module.eval()
-        if self.norm_eval:
+        if self.norm_eval:  # the detector's norms; the predictor's are trained or frozen by the stage
+            predictor = set(self.predictor.modules())
             for module in self.modules():
-                if has_running_statistics(module):
+                if module not in predictor and has_running_statistics(module):
                     module.eval()
         return self
 

@@ -136,6 +136,8 @@ def test_norm_eval_fine_tunes_the_inference_forward_with_the_statistics_fixed(ba
     default = build(3, norm_eval=False)
     default.train()
     assert all(default.get_submodule(name).training for name in norms if not name.startswith("predictor."))
+    predictor_stage = build(2, norm_eval=True).train()  # the detector's norms only: stage 2 trains the predictor's
+    assert all(predictor_stage.get_submodule(name).training for name in norms if name.startswith("predictor."))
 
 
 def test_an_input_drop_runs_the_whole_encoder_on_the_kept_voxel_columns(batch):
