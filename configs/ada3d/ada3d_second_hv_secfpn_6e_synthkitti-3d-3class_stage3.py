@@ -1,8 +1,8 @@
 # Ada3D stage 3: fine-tune the detector with dropping on (the predictor frozen), as in the paper, with the
 # detector's BatchNorm and SP-BN statistics fixed (`norm_eval`), so it trains the forward inference runs. With
-# batch statistics (of the kept sites only) the fine-tune lowered AP on the synthetic benchmark each time (80.0 vs
-# stage 2's 82.9 in session 6; the input drop at 40%: 79.4 vs 80.5); with `norm_eval` the input drop at 40% gained
-# 1.1 (81.5-81.7 in three runs, docs/benchmarks.md session 15).
+# batch statistics (of the kept sites only) the fine-tune lowered AP on the synthetic benchmark in every run since
+# session 6 (80.0 vs stage 2's 82.9 in session 6; the input drop at 40%: 79.4 vs 80.5); with `norm_eval` the input
+# drop at 40% gained 1.1 (81.5-81.7 in three runs, docs/benchmarks.md session 15).
 # --cfg-options load_from=<stage-2 checkpoint>
 _base_ = ["./ada3d_second_hv_secfpn_6e_synthkitti-3d-3class_stage2.py"]
 
