@@ -38,6 +38,7 @@ from ada3d.benchmark.pruning_stats import (
 )
 from ada3d.benchmark.timing import Measurement, measure, profile_table
 from ada3d.models.adaptive.bev_grid import BevGrid
+from ada3d.models.adaptive.column_ops import drop_pixels
 from ada3d.models.adaptive.heatmap import box_footprints
 from ada3d.models.detectors.graphed import GraphedDetector
 from sparse_ops.autotune import TuningReport, tune
@@ -155,6 +156,16 @@ def fresh_input(bev: torch.Tensor | SparseTensor) -> torch.Tensor | SparseTensor
     return bev
 
 
+def kept_pixels(model: torch.nn.Module, bev: torch.Tensor | SparseTensor) -> torch.Tensor | SparseTensor:
+    """The BEV input the 2D backbone ran on in the model's last ``encode_2d``: for Ada3D the occupied pixels ``bev``
+    thinned to the cells its ``'bev'`` record kept (the same cells, not a second drop: under the random strategy a
+    second one would draw others); otherwise :func:`fresh_input` of ``bev``."""
+    record = next((r for r in getattr(model, "last_pruning", ()) if r.stage == "bev"), None)
+    if record is None or not isinstance(bev, SparseTensor):
+        return fresh_input(bev)
+    return drop_pixels(fresh_input(bev), record.kept)
+
+
 def gt_cell_masks(model: torch.nn.Module, frame: DetectorFrame, grid_shape: tuple[int, int]) -> torch.Tensor:
     """bool ``[B, H, W]``: the importance cells of each sample whose centre lies in one of its ground-truth boxes."""
     return box_footprints(frame.gt_boxes, _importance_grid(model, grid_shape))[:, 0]
@@ -216,8 +227,7 @@ def benchmark_frame(
         stages = _stage_counts(model, frame, bev, num_classes)  # Ada3D's records: 3D drops, then the BEV drop
         _, flops_head, modules_head = _counted(counter, lambda: model.bbox_head(maps))
         point_cloud_range = model.data_preprocessor.voxel_layer.point_cloud_range
-        kept = model.drop_bev(fresh_input(bev)) if hasattr(model, "drop_bev") else fresh_input(bev)
-        stage_maps = model.backbone(kept)  # dense maps per stage, zero where a sparse stage is inactive
+        stage_maps = model.backbone(kept_pixels(model, bev))  # dense maps per stage, zero where a stage is inactive
         seen, centres = centres_with_features(stage_maps, frame.gt_boxes, point_cloud_range)
         latency = {
             "3d": measure(lambda: model.encode_3d(voxels), device, warmup, repeats),

@@ -16,6 +16,7 @@ from ada3d.benchmark.ada3d_bench import (
     fresh_input,
     gt_cell_masks,
     gt_class_cell_masks,
+    kept_pixels,
     profile_parts,
     run_to_json,
 )
@@ -29,6 +30,7 @@ from tests.tools.column_dropping_voxelnet import ColumnDroppingVoxelNet
 from tests.tools.conftest import TINY_CONFIG
 
 CLASSES = ["Pedestrian", "Cyclist", "Car"]
+STAGE3 = TINY_CONFIG.parents[1] / "ada3d" / "ada3d_second_hv_secfpn_tiny_synthkitti-3d-3class_stage3.py"
 CPU = torch.device("cpu")
 
 
@@ -169,6 +171,24 @@ def test_fresh_input_gives_sparse_tensors_an_empty_kernel_map_cache():
     assert "k" in x.kernel_maps and "k" not in copy.kernel_maps and copy.features is x.features
     dense = torch.ones(1, 2, 3, 3)
     assert fresh_input(dense) is dense
+
+
+def test_kept_pixels_are_the_ones_the_last_encode_2d_ran_on(frame):
+    config = Config.fromfile(STAGE3).model.to_dict()
+    torch.manual_seed(0)
+    model = MODELS.build(config).eval()
+    model.set_keep_ratios(strategy="random")  # a second drop would draw other cells
+    with torch.no_grad():
+        bev = model.encode_3d(model.data_preprocessor(frame.batch, False)["inputs"]["voxels"])
+        model.encode_2d(fresh_input(bev))
+        record = model.last_pruning[-1]  # what encode_2d kept
+        kept = kept_pixels(model, bev)
+        redrawn = model.drop_bev(fresh_input(bev))
+    assert record.stage == "bev" and kept.features.shape[0] == int(record.kept.sum()) < bev.features.shape[0]
+    b, y, x = kept.indices.long().unbind(1)
+    assert record.kept[b, y, x].all()  # exactly the recorded cells
+    assert not torch.equal(redrawn.indices, kept.indices)
+    assert kept_pixels(_tiny(), bev) is not bev  # no 'bev' record: a fresh copy of the input
 
 
 def _geometry():
