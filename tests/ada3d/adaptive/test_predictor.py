@@ -6,13 +6,16 @@ import copy
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from ada3d.benchmark.flops import FlopCounter
+from ada3d.models.adaptive import importance_predictor
 from ada3d.models.adaptive.bev_grid import BevGrid
 from ada3d.models.adaptive.column_ops import pool_to_grid, site_cells
 from ada3d.models.adaptive.heatmap import centre_heatmap
 from ada3d.models.adaptive.importance_predictor import ImportancePredictor, importance_loss
 from ada3d.registry import MODELS
+from sparse_ops import SparseTensor
 from tests.ada3d.adaptive.test_column_ops import random_sparse
 from tests.ada3d.adaptive.test_padded_column_ops import padded
 
@@ -120,6 +123,108 @@ def test_eval_runs_each_batchnorm_as_a_multiply_add_without_changing_the_output(
     predictor.body[1].running_var.mul_(4)  # computed per call: new statistics take effect at once
     unfolded = predictor.out_conv(predictor.body(predictor.adapters["bev"](features))).sigmoid()
     torch.testing.assert_close(predictor("bev", features), unfolded, rtol=1e-12, atol=1e-12)
+
+
+def _spy_conv_relu(calls: list, conv_relu):
+    """``conv_relu`` (a ``torch.cudnn_convolution_relu``) that records, per call, whether its input is channels-last
+    and whether the weight is contiguous in the input's layout."""
+
+    def spy(x, weight, bias, stride, padding, dilation, groups):
+        channels_last = x.is_contiguous(memory_format=torch.channels_last)
+        layout = torch.channels_last if channels_last else torch.contiguous_format
+        calls.append((channels_last, weight.is_contiguous(memory_format=layout)))
+        return conv_relu(x, weight, bias, stride, padding, dilation, groups)
+
+    return spy
+
+
+def _cpu_conv_relu(x, weight, bias, stride, padding, dilation, groups):
+    """What ``torch.cudnn_convolution_relu`` computes (it is CUDA only), on the CPU."""
+    return F.relu(F.conv2d(x, weight, bias, stride, padding, dilation, groups))
+
+
+def _counted_forward(predictor: ImportancePredictor, inputs: tuple, dense_convs: str) -> tuple[torch.Tensor, dict]:
+    with torch.no_grad(), FlopCounter(predictor, dense_convs) as counter:
+        out = predictor(*inputs)
+    return out, dict(counter.by_layer)
+
+
+@pytest.mark.parametrize(
+    ("input_kind", "fused_calls"),
+    [("dense", 4), ("pooled_sites", 4), ("adapted_sites", 3)],  # adapted sites: the adapter ran on the sites
+)
+def test_fused_eval_blocks_give_the_unfused_output_and_flops(monkeypatch, input_kind, fused_calls):
+    predictor = far_from_identity(ImportancePredictor({"s": 6}, hidden_channels=8, groups=2).double().eval())
+    if input_kind == "dense":
+        inputs = ("s", torch.randn(2, 6, 9, 7, dtype=torch.float64))  # NCHW
+    else:  # pooled to a channels-last grid (more sites than the 40 cells), or the adapter on the 30 sites
+        x = random_sparse((3, 16, 20), batch_size=2, num_sites=300 if input_kind == "pooled_sites" else 30, channels=6,
+                          seed=3)  # fmt: skip
+        inputs = ("s", x.replace_feature(x.features.double()), (4, 5))
+    unfused = {mode: _counted_forward(predictor, inputs, mode) for mode in ("dense", "nonzero_inputs")}
+    # force the fused path on the CPU: cuDNN's conv + bias + ReLU replaced by its CPU equivalent
+    calls = []
+    monkeypatch.setattr(importance_predictor, "_cudnn_conv_relu_runs_on", lambda x: True)
+    monkeypatch.setattr(torch, "cudnn_convolution_relu", _spy_conv_relu(calls, _cpu_conv_relu), raising=False)
+    for mode, (expected, expected_flops) in unfused.items():
+        calls.clear()
+        out, flops = _counted_forward(predictor, inputs, mode)
+        assert len(calls) == fused_calls  # each (conv, BatchNorm, ReLU) block as one call
+        assert all(matching for _, matching in calls)  # the folded weight in the input's layout
+        assert all(channels_last == (input_kind != "dense") for channels_last, _ in calls)  # pooled: channels-last
+        torch.testing.assert_close(out, expected, rtol=1e-12, atol=1e-12)
+        # the fused convs still run as calls of their modules: FlopCounter counts each once, as without fusion
+        assert flops == expected_flops and flops["body.0"] > 0 and flops["body.6"] > 0
+    predictor.body[1].running_var.mul_(4)  # folded per call: new statistics take effect at once
+    with torch.no_grad():
+        fused = predictor(*inputs)
+    monkeypatch.undo()
+    with torch.no_grad():
+        torch.testing.assert_close(fused, predictor(*inputs), rtol=1e-12, atol=1e-12)
+
+
+def test_blocks_run_unfused_in_training_with_autograd_and_on_the_cpu(monkeypatch):
+    predictor = ImportancePredictor({"bev": 8}, hidden_channels=8, groups=2)
+    features = torch.randn(2, 8, 6, 6)
+    assert not importance_predictor._cudnn_conv_relu_runs_on(features)
+    calls = []
+    monkeypatch.setattr(torch, "cudnn_convolution_relu", _spy_conv_relu(calls, _cpu_conv_relu), raising=False)
+    predictor.eval()("bev", features)  # on the CPU
+    monkeypatch.setattr(importance_predictor, "_cudnn_conv_relu_runs_on", lambda x: True)
+    predictor.train()("bev", features)  # training: batch statistics
+    predictor.eval()("bev", features).sum().backward()  # eval with autograd: the cuDNN op has no backward
+    assert calls == [] and predictor.body[0].weight.grad is not None
+    with torch.no_grad():
+        predictor("bev", features)
+    assert len(calls) == 4
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("sparse", [False, True])
+def test_cuda_eval_runs_each_block_as_one_cudnn_call(monkeypatch, sparse):
+    cpu = far_from_identity(ImportancePredictor({"s": 16}, hidden_channels=32, groups=4)).eval()
+    predictor = copy.deepcopy(cpu).cuda()
+    if sparse:  # more sites than cells: pooled to a channels-last grid, the adapter fused too
+        x = random_sparse((4, 64, 48), batch_size=2, num_sites=6000, channels=16, seed=4)
+        inputs, grid = (x,), (32, 24)
+        gpu_inputs = (SparseTensor(x.features.cuda(), x.indices.cuda(), x.spatial_shape, x.batch_size), grid)
+        inputs = (x.replace_feature(x.features.double()), grid)
+    else:
+        features = torch.randn(2, 16, 40, 36)
+        inputs, gpu_inputs = (features.double(),), (features.cuda(),)
+    calls = []
+    monkeypatch.setattr(torch, "cudnn_convolution_relu", _spy_conv_relu(calls, torch.cudnn_convolution_relu))
+    allow_tf32 = torch.backends.cudnn.allow_tf32
+    torch.backends.cudnn.allow_tf32 = False
+    try:
+        out, flops = _counted_forward(predictor, ("s", *gpu_inputs), "dense")
+    finally:
+        torch.backends.cudnn.allow_tf32 = allow_tf32
+    assert len(calls) == 4 and all(matching for _, matching in calls)
+    assert all(channels_last == sparse for channels_last, _ in calls)
+    expected, expected_flops = _counted_forward(cpu.double(), ("s", *inputs), "dense")  # unfused, float64
+    torch.testing.assert_close(out.double().cpu(), expected, rtol=1e-4, atol=1e-5)
+    assert flops == expected_flops
 
 
 @pytest.mark.parametrize(
