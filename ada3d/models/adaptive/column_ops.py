@@ -110,6 +110,7 @@ def encode_pool_rows(
     cells: torch.Tensor,
     batch_size: int,
     grid_shape: Sequence[int],
+    counts: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Each row through ``ReLU(rows @ weight.T + bias)`` (a site encoder with its inference norm folded in), pooled
     per cell by the mean, then the maximum: the concatenation of :func:`pool_rows` and :func:`max_pool_rows` of the
@@ -118,6 +119,7 @@ def encode_pool_rows(
     Args:
         rows: ``[N, C_in]``; weight: ``[C_out, C_in]``; bias: ``[C_out]``.
         cells, batch_size, grid_shape: as :func:`pool_rows` (the spare index ``B * H * W`` is left out).
+        counts: the rows per cell (:func:`cell_counts`, any shape of ``B * H * W`` elements), if already counted.
 
     Returns:
         ``[B, 2 * C_out, H, W]`` in the weight's dtype, channels-last, zero in cells without a row. Without autograd
@@ -130,7 +132,8 @@ def encode_pool_rows(
     if rows.is_cuda and triton_available() and not needs_grad and out_channels & (out_channels - 1) == 0:
         from ada3d.models.adaptive.triton_site_pool import encode_pool
 
-        pooled = encode_pool(rows, weight, bias, cells, _count(cells, num_cells))[:num_cells].to(weight.dtype)
+        counts = _count(cells, num_cells) if counts is None else counts.reshape(num_cells)
+        pooled = encode_pool(rows, weight, bias, cells, counts)[:num_cells].to(weight.dtype)
         return _channels_last_grid(pooled, batch_size, grid_shape)
     return mean_max_pool_rows(torch.relu(F.linear(rows.to(weight.dtype), weight, bias)), cells, batch_size, grid_shape)
 
@@ -156,24 +159,24 @@ def _channels_last_grid(per_cell: torch.Tensor, batch_size: int, grid_shape: Seq
     return per_cell.view(batch_size, height, width, -1).permute(0, 3, 1, 2)
 
 
+def cell_counts(
+    x: SparseTensor, grid_shape: Sequence[int], *, factors: Factors = None, cells: Cells = None
+) -> torch.Tensor:
+    """``[B, H, W]`` int64: the number of sites of ``x`` (2D or 3D) in each importance cell, padding rows left out;
+    ``factors``, ``cells``: see :func:`pool_to_grid`. One histogram gives a drop everything it counts: the occupied
+    cells (``counts > 0``), the sites per sample before (``counts.flatten(1).sum(1)``) and after it (the same over
+    the kept cells: a drop keeps or removes whole cells), and the divisor of the predictor's mean pooling."""
+    height, width = (int(s) for s in grid_shape)
+    num_cells = x.batch_size * height * width
+    return _count(_cells(x, grid_shape, factors, cells), num_cells).view(x.batch_size, height, width)
+
+
 def occupancy(
     x: SparseTensor, grid_shape: Sequence[int], *, factors: Factors = None, cells: Cells = None
 ) -> torch.Tensor:
     """``[B, H, W]`` bool: importance cells that hold at least one site of ``x`` (2D or 3D); ``factors``, ``cells``:
     see :func:`pool_to_grid`."""
-    height, width = (int(s) for s in grid_shape)
-    num_cells = x.batch_size * height * width
-    occupied = torch.zeros(num_cells + 1, dtype=torch.bool, device=x.features.device)
-    cells = _cells(x, grid_shape, factors, cells)
-    # values from a device tensor: a Python True would be copied from the host, which graph capture forbids
-    occupied.index_put_((cells,), torch.ones_like(cells, dtype=torch.bool))
-    return occupied[:num_cells].view(x.batch_size, height, width)
-
-
-def sites_per_sample(x: SparseTensor) -> torch.Tensor:
-    """``[B]`` int64 number of active sites of each sample (padding rows, batch -1, not counted)."""
-    batch = x.indices[:, 0].long()
-    return _count(batch.where(batch >= 0, x.batch_size), x.batch_size)
+    return cell_counts(x, grid_shape, factors=factors, cells=cells) > 0
 
 
 def _cells(x: SparseTensor, grid_shape: Sequence[int], factors: Factors, cells: Cells) -> torch.Tensor:

@@ -141,6 +141,7 @@ class ImportancePredictor(nn.Module):
         features: torch.Tensor | SparseTensor,
         grid_shape: Sequence[int] | None = None,
         cells: torch.Tensor | None = None,
+        counts: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Importance ``[B, 1, H, W]`` in ``(0, 1)`` of input ``name``.
 
@@ -151,6 +152,8 @@ class ImportancePredictor(nn.Module):
             grid_shape: ``(H, W)`` of the grid, for sparse ``features``.
             cells: the sites' :func:`~ada3d.models.adaptive.column_ops.site_cells` on that grid, if already
                 computed.
+            counts: the sites per cell (:func:`~ada3d.models.adaptive.column_ops.cell_counts`), if already
+                counted (read by a folded site encoder's pooling).
         """
         if name not in self.adapters:
             raise ValueError(f"ImportancePredictor has no input named {name!r}; known inputs: {self.input_names}")
@@ -171,7 +174,7 @@ class ImportancePredictor(nn.Module):
                 raise ValueError("ImportancePredictor needs grid_shape=(H, W) to pool the sites of a SparseTensor")
             sites = features.replace_feature(features.features.detach())
             if name in self.site_encoders:
-                hidden = self._encoded_sites(name, sites, grid_shape, cells)
+                hidden = self._encoded_sites(name, sites, grid_shape, cells, counts)
             elif self._adapts_sites(name, sites, grid_shape):  # see the class docstring
                 hidden = self._adapted_sites(blocks[0], blocks[1], sites, grid_shape, cells)
                 blocks = blocks[3:]
@@ -208,7 +211,12 @@ class ImportancePredictor(nn.Module):
         return not self.training and name not in self.site_encoders and affine and fewer_sites
 
     def _encoded_sites(
-        self, name: str, x: SparseTensor, grid_shape: Sequence[int], cells: torch.Tensor | None
+        self,
+        name: str,
+        x: SparseTensor,
+        grid_shape: Sequence[int],
+        cells: torch.Tensor | None,
+        counts: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """The sites of ``x`` through input ``name``'s encoder, pooled per cell: ``[B, 2 * C_e, H, W]``, the mean
         then the maximum (zero in cells without a site; padding rows left out of the pooling, so padded execution,
@@ -218,7 +226,8 @@ class ImportancePredictor(nn.Module):
         if self._folds_site_encoder(name):  # eval: the norm folded into the linear layer, one kernel on CUDA
             scale, shift = inference_affine(norm)
             weight = linear.weight * scale.to(linear.weight.dtype)[:, None]
-            return encode_pool_rows(x.features, weight, shift.to(weight.dtype), cells, x.batch_size, grid_shape)
+            return encode_pool_rows(x.features, weight, shift.to(weight.dtype), cells, x.batch_size, grid_shape,
+                                    counts)  # fmt: skip
         return mean_max_pool_rows(encoder(x.features.to(linear.weight.dtype)), cells, x.batch_size, grid_shape)
 
     def _folds_site_encoder(self, name: str) -> bool:

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from ada3d.models.adaptive.bev_grid import BevGrid
-from ada3d.models.adaptive.column_ops import drop_columns, drop_pixels, occupancy, site_cells, sites_per_sample
+from ada3d.models.adaptive.column_ops import cell_counts, drop_columns, drop_pixels, site_cells
 from ada3d.models.adaptive.heatmap import importance_target
 from ada3d.models.adaptive.height_compression import to_bev
 from ada3d.models.adaptive.importance_predictor import importance_loss
@@ -198,15 +198,16 @@ class Ada3DVoxelNet(VoxelNet):
     def _drop(self, stage: str, x: SparseTensor, keep_ratio: float, drop) -> SparseTensor:
         """Keep ``keep_ratio`` of the occupied importance-grid cells of ``x``; record what was kept."""
         cells = site_cells(x, self.grid.shape)
-        occupied = occupancy(x, self.grid.shape, cells=cells)
+        counts = cell_counts(x, self.grid.shape, cells=cells)  # sites per cell (padding rows left out)
+        occupied = counts > 0
         train_predictor = self.training and self.train_stage == "predictor"
         importance = None
         if self.strategy == "predictor" and (keep_ratio < 1.0 or train_predictor):
-            importance = self.predictor(stage, x, self.grid.shape, cells)
+            importance = self.predictor(stage, x, self.grid.shape, cells, counts)
             if train_predictor:
                 self._importance.append(importance)
             importance = importance[:, 0].detach()
-        before = sites_per_sample(x)
+        before = counts.flatten(1).sum(1)
         if keep_ratio >= 1.0:  # nothing ranked: the record's scores are the importance (if predicted) or 1
             scores = occupied.float() if importance is None else importance
             kept, after = occupied, before
@@ -214,7 +215,7 @@ class Ada3DVoxelNet(VoxelNet):
             scores = self.spatial_filter.scores(importance, occupied, self.strategy, self.grid)
             kept = self.spatial_filter.select(scores, occupied, keep_ratio)
             x = drop(x, kept, max_kept=self._max_kept(x, keep_ratio), cells=cells)
-            after = sites_per_sample(x)
+            after = counts.where(kept, 0).flatten(1).sum(1)  # a drop keeps or removes whole cells
         self.keep_record(PruningRecord(stage, self.grid, occupied, kept, scores, before, after))
         return x
 

@@ -8,6 +8,7 @@ import torch.nn.functional as F
 
 from ada3d.models.adaptive.column_ops import (
     _count,
+    cell_counts,
     drop_columns,
     drop_pixels,
     encode_pool_rows,
@@ -16,7 +17,6 @@ from ada3d.models.adaptive.column_ops import (
     pool_rows,
     pool_to_grid,
     site_cells,
-    sites_per_sample,
 )
 from sparse_ops import SparseTensor
 
@@ -75,6 +75,7 @@ def test_pool_to_grid_and_occupancy_match_a_dense_reference(spatial_shape, grid_
     torch.testing.assert_close(pooled, sums / counts.clamp(min=1))
     occupied = occupancy(x, grid_shape, factors=factors)
     assert torch.equal(occupied, counts[:, 0] > 0)
+    assert torch.equal(cell_counts(x, grid_shape, factors=factors), counts[:, 0].long())
     assert pooled[1].abs().sum() == 0 and not occupied[1].any()
 
 
@@ -120,7 +121,11 @@ def test_drop_columns_keeps_exactly_the_sites_of_kept_cells_with_their_features(
     kept = {tuple(i) for i in dropped.indices[:, [0, 2, 3]].tolist()}
     for b, y, xx in columns:
         assert ((b, y, xx) in kept) == bool(keep[b, y // 4, xx // 4])
-    assert sites_per_sample(dropped).tolist() == [int(expected[x.indices[:, 0] == b].sum()) for b in range(3)]
+    # the counts a drop records: the kept cells' sites are the sites left
+    counts = cell_counts(x, (4, 3))
+    assert cell_counts(dropped, (4, 3)).flatten(1).sum(1).tolist() == [int(expected[x.indices[:, 0] == b].sum())
+                                                                       for b in range(3)]
+    assert torch.equal(counts.where(keep, 0).flatten(1).sum(1), cell_counts(dropped, (4, 3)).flatten(1).sum(1))
 
 
 def test_drop_columns_lets_gradients_reach_the_kept_features():
@@ -147,7 +152,7 @@ def test_everything_dropped_and_an_empty_input_give_empty_tensors():
     x = random_sparse((5, 16, 12), batch_size=2, num_sites=30)
     nothing = drop_columns(x, torch.zeros(2, 4, 3, dtype=torch.bool))
     assert nothing.features.shape == (0, 3) and nothing.indices.shape == (0, 4)
-    assert sites_per_sample(nothing).tolist() == [0, 0]
+    assert cell_counts(nothing, (4, 3)).sum() == 0
     assert pool_to_grid(nothing, (4, 3)).abs().sum() == 0
     assert not occupancy(nothing, (4, 3)).any()
     assert drop_columns(nothing, torch.ones(2, 4, 3, dtype=torch.bool)).features.shape == (0, 3)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from ada3d.models.adaptive.column_ops import drop_columns, drop_pixels, occupancy, pool_to_grid, sites_per_sample
+from ada3d.models.adaptive.column_ops import cell_counts, drop_columns, drop_pixels, occupancy, pool_to_grid
 from ada3d.models.adaptive.height_compression import to_bev
 from ada3d.models.adaptive.spatial_filter import SpatialFilter
 from ada3d.models.backbones.sparse_second import SparseSECOND
@@ -58,7 +58,7 @@ def test_occupancy_pooling_and_site_counts_ignore_padding_rows(ndim):
     with padded_execution(CapacityPlan([])):
         assert torch.equal(occupancy(y, GRID), occupancy(x, GRID))
         torch.testing.assert_close(pool_to_grid(y, GRID), pool_to_grid(x, GRID), rtol=1e-14, atol=0)
-        assert torch.equal(sites_per_sample(y), sites_per_sample(x))
+        assert torch.equal(cell_counts(y, GRID), cell_counts(x, GRID))
 
 
 @pytest.mark.parametrize("ndim", [2, 3])
@@ -142,7 +142,7 @@ def test_padded_ops_never_sync_with_the_host(monkeypatch):
     with padded_execution(CapacityPlan([512, 512, 512])), forbid_host_syncs(monkeypatch):
         occupied = occupancy(x3, GRID)
         importance = pool_to_grid(x3, GRID)[:, 0].sigmoid()
-        sites_per_sample(x3)
+        cell_counts(x3, GRID)
         kept = spatial_filter.select(spatial_filter.scores(importance, occupied), occupied, 0.5)
         drop_columns(x3, kept)
         drop_pixels(x2, keep)
