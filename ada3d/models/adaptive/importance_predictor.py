@@ -26,11 +26,11 @@ class ImportancePredictor(nn.Module):
     affine folded into the conv's weight and bias (recomputed per call, so new weights or statistics take effect at
     once), the bias and ReLU in the conv's epilogue (``torch.cudnn_convolution_relu``): one pass over the grid
     instead of three (conv, multiply-add, ReLU). On an H100 this took the predictor (1x1 adapter 64 -> 32, three
-    grouped 3x3 convs, out conv; batch 16 on a 200 x 176 grid, TF32) from 897 to 467 us, where the folded weights
-    in ``F.conv2d`` and a separate ReLU gained nothing. The call goes through the conv module, so its forward hooks
-    (:class:`~ada3d.benchmark.flops.FlopCounter`'s) still count it. Elsewhere (CPU, training, other norms) each
-    BatchNorm runs in eval mode as one multiply-add with its running statistics (the same function, a cheaper
-    kernel).
+    grouped 3x3 convs, out conv; batch 16 on a 200 x 176 grid, TF32, a training run sharing the GPU) from 897 to
+    467 us, where the folded weights in ``F.conv2d`` and a separate ReLU gained nothing. The call goes through the
+    conv module, so its forward hooks (:class:`~ada3d.benchmark.flops.FlopCounter`'s) still count it. Elsewhere
+    (CPU, training, other norms) each BatchNorm runs in eval mode as one multiply-add with its running statistics
+    (the same function, a cheaper kernel).
 
     The input is a dense grid, or the sites of a sparse tensor with the grid's shape: they are mean-pooled into
     its cells (:func:`~ada3d.models.adaptive.column_ops.pool_to_grid`). In eval mode, when there are fewer sites
