@@ -50,7 +50,12 @@ def site_cells(x: SparseTensor, grid_shape: Sequence[int], *, factors: Factors =
 
 
 def pool_to_grid(
-    x: SparseTensor, grid_shape: Sequence[int], *, factors: Factors = None, cells: Cells = None
+    x: SparseTensor,
+    grid_shape: Sequence[int],
+    *,
+    factors: Factors = None,
+    cells: Cells = None,
+    counts: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Mean of the features of all sites in each importance cell (over all z and sub-cells).
 
@@ -59,16 +64,23 @@ def pool_to_grid(
         grid_shape: ``(H, W)`` of the importance grid.
         factors: see :func:`site_cells`.
         cells: the sites' :func:`site_cells` on this grid, if already computed.
+        counts: the sites per cell (:func:`cell_counts`), if already counted.
 
     Returns:
         ``[B, C, H, W]`` in the features' dtype, in channels-last memory (see :func:`pool_rows`); zero in cells
         without a site. Differentiable w.r.t. the features.
     """
     cells = _cells(x, grid_shape, factors, cells)
-    return pool_rows(x.features, cells, x.batch_size, grid_shape)
+    return pool_rows(x.features, cells, x.batch_size, grid_shape, counts)
 
 
-def pool_rows(rows: torch.Tensor, cells: torch.Tensor, batch_size: int, grid_shape: Sequence[int]) -> torch.Tensor:
+def pool_rows(
+    rows: torch.Tensor,
+    cells: torch.Tensor,
+    batch_size: int,
+    grid_shape: Sequence[int],
+    counts: torch.Tensor | None = None,
+) -> torch.Tensor:
     """Mean of the rows that fall in each cell.
 
     Args:
@@ -77,6 +89,7 @@ def pool_rows(rows: torch.Tensor, cells: torch.Tensor, batch_size: int, grid_sha
             (padding rows, see :func:`site_cells`) is left out.
         batch_size: ``B``.
         grid_shape: ``(H, W)``.
+        counts: the rows per cell (:func:`cell_counts`, any shape of ``B * H * W`` elements), if already counted.
 
     Returns:
         ``[B, C, H, W]`` in the rows' dtype, zero in cells without a row; a view of the ``[B, H, W, C]`` sums, so in
@@ -86,8 +99,8 @@ def pool_rows(rows: torch.Tensor, cells: torch.Tensor, batch_size: int, grid_sha
     """
     num_cells = _num_cells(rows, cells, batch_size, grid_shape, "pool_rows")
     sums = rows.new_zeros(num_cells + 1, rows.shape[1]).index_add(0, cells, rows)[:num_cells]
-    counts = _count(cells, num_cells).clamp_(min=1).to(rows.dtype)
-    return _channels_last_grid(sums / counts[:, None], batch_size, grid_shape)
+    divisors = _counts_or_count(counts, cells, num_cells).clamp(min=1).to(rows.dtype)
+    return _channels_last_grid(sums / divisors[:, None], batch_size, grid_shape)
 
 
 def max_pool_rows(
@@ -119,7 +132,7 @@ def encode_pool_rows(
     Args:
         rows: ``[N, C_in]``; weight: ``[C_out, C_in]``; bias: ``[C_out]``.
         cells, batch_size, grid_shape: as :func:`pool_rows` (the spare index ``B * H * W`` is left out).
-        counts: the rows per cell (:func:`cell_counts`, any shape of ``B * H * W`` elements), if already counted.
+        counts: as :func:`pool_rows`.
 
     Returns:
         ``[B, 2 * C_out, H, W]`` in the weight's dtype, channels-last, zero in cells without a row. Without autograd
@@ -132,18 +145,24 @@ def encode_pool_rows(
     if rows.is_cuda and triton_available() and not needs_grad and out_channels & (out_channels - 1) == 0:
         from ada3d.models.adaptive.triton_site_pool import encode_pool
 
-        counts = _count(cells, num_cells) if counts is None else counts.reshape(num_cells)
+        counts = _counts_or_count(counts, cells, num_cells)
         pooled = encode_pool(rows, weight, bias, cells, counts)[:num_cells].to(weight.dtype)
         return _channels_last_grid(pooled, batch_size, grid_shape)
-    return mean_max_pool_rows(torch.relu(F.linear(rows.to(weight.dtype), weight, bias)), cells, batch_size, grid_shape)
+    encoded = torch.relu(F.linear(rows.to(weight.dtype), weight, bias))
+    return mean_max_pool_rows(encoded, cells, batch_size, grid_shape, counts)
 
 
 def mean_max_pool_rows(
-    rows: torch.Tensor, cells: torch.Tensor, batch_size: int, grid_shape: Sequence[int]
+    rows: torch.Tensor,
+    cells: torch.Tensor,
+    batch_size: int,
+    grid_shape: Sequence[int],
+    counts: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """:func:`pool_rows` then :func:`max_pool_rows` of ``rows``, concatenated: ``[B, 2 * C, H, W]``, channels-last,
-    differentiable w.r.t. ``rows``."""
-    return torch.cat([pool(rows, cells, batch_size, grid_shape) for pool in (pool_rows, max_pool_rows)], dim=1)
+    """:func:`pool_rows` (``counts`` as there) then :func:`max_pool_rows` of ``rows``, concatenated:
+    ``[B, 2 * C, H, W]``, channels-last, differentiable w.r.t. ``rows``."""
+    means = pool_rows(rows, cells, batch_size, grid_shape, counts)
+    return torch.cat([means, max_pool_rows(rows, cells, batch_size, grid_shape)], dim=1)
 
 
 def _num_cells(rows: torch.Tensor, cells: torch.Tensor, batch_size: int, grid_shape: Sequence[int], caller: str) -> int:
@@ -186,6 +205,11 @@ def _cells(x: SparseTensor, grid_shape: Sequence[int], factors: Factors, cells: 
     if cells.shape != x.indices.shape[:1]:
         raise ValueError(f"cells must hold one cell per site, got {tuple(cells.shape)} for {x.indices.shape[0]} sites")
     return cells
+
+
+def _counts_or_count(counts: torch.Tensor | None, cells: torch.Tensor, num_cells: int) -> torch.Tensor:
+    """``[num_cells]`` int64 rows per cell: the given ``counts`` flattened, or counted from ``cells``."""
+    return _count(cells, num_cells) if counts is None else counts.reshape(num_cells)
 
 
 def _count(bins: torch.Tensor, num_bins: int) -> torch.Tensor:

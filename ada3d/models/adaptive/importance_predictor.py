@@ -153,7 +153,7 @@ class ImportancePredictor(nn.Module):
             cells: the sites' :func:`~ada3d.models.adaptive.column_ops.site_cells` on that grid, if already
                 computed.
             counts: the sites per cell (:func:`~ada3d.models.adaptive.column_ops.cell_counts`), if already
-                counted (read by a folded site encoder's pooling).
+                counted (the divisor of the mean pooling).
         """
         if name not in self.adapters:
             raise ValueError(f"ImportancePredictor has no input named {name!r}; known inputs: {self.input_names}")
@@ -176,10 +176,10 @@ class ImportancePredictor(nn.Module):
             if name in self.site_encoders:
                 hidden = self._encoded_sites(name, sites, grid_shape, cells, counts)
             elif self._adapts_sites(name, sites, grid_shape):  # see the class docstring
-                hidden = self._adapted_sites(blocks[0], blocks[1], sites, grid_shape, cells)
+                hidden = self._adapted_sites(blocks[0], blocks[1], sites, grid_shape, cells, counts)
                 blocks = blocks[3:]
             else:
-                hidden = pool_to_grid(sites, grid_shape, cells=cells)
+                hidden = pool_to_grid(sites, grid_shape, cells=cells, counts=counts)
         elif name in self.site_encoders:
             raise ValueError(f"ImportancePredictor input {name!r} encodes its sites (site_encoder_inputs): give it a "
                              "SparseTensor, not a dense grid")
@@ -224,11 +224,10 @@ class ImportancePredictor(nn.Module):
         linear, norm, _ = encoder = self.site_encoders[name]
         cells = site_cells(x, grid_shape) if cells is None else cells
         if self._folds_site_encoder(name):  # eval: the norm folded into the linear layer, one kernel on CUDA
-            scale, shift = inference_affine(norm)
-            weight = linear.weight * scale.to(linear.weight.dtype)[:, None]
-            return encode_pool_rows(x.features, weight, shift.to(weight.dtype), cells, x.batch_size, grid_shape,
-                                    counts)  # fmt: skip
-        return mean_max_pool_rows(encoder(x.features.to(linear.weight.dtype)), cells, x.batch_size, grid_shape)
+            weight, bias = _folded(linear, *inference_affine(norm))
+            return encode_pool_rows(x.features, weight, bias, cells, x.batch_size, grid_shape, counts)
+        encoded = encoder(x.features.to(linear.weight.dtype))
+        return mean_max_pool_rows(encoded, cells, x.batch_size, grid_shape, counts)
 
     def _folds_site_encoder(self, name: str) -> bool:
         """Whether an eval forward runs input ``name``'s site encoder as :func:`encode_pool_rows` (its BatchNorm
@@ -236,12 +235,19 @@ class ImportancePredictor(nn.Module):
         return not self.training and name in self.site_encoders and has_inference_affine(self.site_encoders[name][1])
 
     def _adapted_sites(
-        self, conv: nn.Conv2d, norm: nn.Module, x: SparseTensor, grid_shape: Sequence[int], cells: torch.Tensor | None
+        self,
+        conv: nn.Conv2d,
+        norm: nn.Module,
+        x: SparseTensor,
+        grid_shape: Sequence[int],
+        cells: torch.Tensor | None,
+        counts: torch.Tensor | None,
     ) -> torch.Tensor:
-        """Eval: ``ReLU(norm(conv(pool(x))))`` as ``ReLU(pool(x @ (scale * W)^T) + shift)``, ``[B, hidden, H, W]``."""
-        scale, shift = inference_affine(norm)
-        weight = conv.weight[:, :, 0, 0] * scale[:, None].to(conv.weight.dtype)
-        pooled = pool_to_grid(x.replace_feature(x.features @ weight.to(x.features.dtype).t()), grid_shape, cells=cells)
+        """Eval: ``ReLU(norm(conv(pool(x))))`` as ``ReLU(pool(x @ (scale * W)^T) + shift)``, ``[B, hidden, H, W]``
+        (the shift after the pooling, so cells without a site get ``ReLU(shift)``)."""
+        weight, shift = _folded(conv, *inference_affine(norm))
+        projected = x.features @ weight[:, :, 0, 0].to(x.features.dtype).t()
+        pooled = pool_to_grid(x.replace_feature(projected), grid_shape, cells=cells, counts=counts)
         return torch.relu_(pooled + shift.to(pooled.dtype)[:, None, None])
 
     def fused_conv_calls(self, inputs: tuple, output: torch.Tensor) -> list[tuple[str, nn.Module, SparseTensor, None]]:
@@ -268,7 +274,7 @@ class _EpilogueConv2d(nn.Conv2d):
     def forward(self, x: torch.Tensor, affine: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
         if affine is None:
             return super().forward(x)
-        weight, bias = _folded_conv(self, *affine)
+        weight, bias = _folded(self, *affine)
         # the folded weight in the input's layout: cuDNN converts both to channels-last if either is, and an NCHW
         # input (a dense grid) would be copied for a channels-last weight; a pooled grid is channels-last
         layout = torch.channels_last if x.is_contiguous(memory_format=torch.channels_last) else torch.contiguous_format
@@ -277,15 +283,18 @@ class _EpilogueConv2d(nn.Conv2d):
                                             self.groups)  # fmt: skip
 
 
-def _folded_conv(conv: nn.Conv2d, scale: torch.Tensor, shift: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(weight, bias)`` of the conv ``x -> conv(x) * scale + shift``: ``weight [C_out, C_in / groups, kH, kW]``,
-    ``conv.weight`` scaled per output channel, and ``bias [C_out]``, ``conv.bias * scale + shift`` (``shift`` for a
-    conv without bias); ``scale`` and ``shift`` are ``[C_out]`` (e.g. :func:`inference_affine` of a BatchNorm).
-    Computed now, in the weight's dtype."""
-    dtype = conv.weight.dtype
+def _folded(
+    layer: nn.Linear | nn.Conv2d, scale: torch.Tensor, shift: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(weight, bias)`` of the layer ``x -> layer(x) * scale + shift`` (a linear layer or conv followed by its
+    inference norm): ``weight`` of ``layer.weight``'s shape (``[C_out, C_in]`` or ``[C_out, C_in / groups, kH,
+    kW]``), scaled per output channel, and ``bias [C_out]``, ``layer.bias * scale + shift`` (``shift`` for a layer
+    without bias); ``scale`` and ``shift`` are ``[C_out]`` (e.g. :func:`inference_affine` of a BatchNorm). Computed
+    now, in the weight's dtype."""
+    dtype = layer.weight.dtype
     scale, shift = scale.to(dtype), shift.to(dtype)
-    weight = conv.weight * scale[:, None, None, None]
-    bias = shift if conv.bias is None else torch.addcmul(shift, conv.bias, scale)
+    weight = layer.weight * scale.view(-1, *(1,) * (layer.weight.dim() - 1))
+    bias = shift if layer.bias is None else torch.addcmul(shift, layer.bias, scale)
     return weight, bias
 
 

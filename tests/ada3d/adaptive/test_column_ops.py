@@ -83,6 +83,14 @@ def test_cells_computed_once_serve_every_op_and_must_fit_the_sites():
     x = random_sparse((5, 16, 12), batch_size=3, num_sites=120, channels=4, seed=8)
     cells = site_cells(x, (4, 3))
     torch.testing.assert_close(pool_to_grid(x, (4, 3), cells=cells), pool_to_grid(x, (4, 3)), rtol=0, atol=0)
+    # counts computed once (as a drop does) serve the mean pooling too
+    counts = cell_counts(x, (4, 3), cells=cells)
+    torch.testing.assert_close(pool_to_grid(x, (4, 3), cells=cells, counts=counts), pool_to_grid(x, (4, 3)), rtol=0,
+                               atol=0)  # fmt: skip
+    torch.testing.assert_close(pool_to_grid(x, (4, 3), cells=cells, counts=2 * counts), pool_to_grid(x, (4, 3)) / 2)
+    weight, bias = torch.randn(8, 4), torch.randn(8)
+    torch.testing.assert_close(encode_pool_rows(x.features, weight, bias, cells, 3, (4, 3), counts),
+                               encode_pool_rows(x.features, weight, bias, cells, 3, (4, 3)), rtol=0, atol=0)
     assert torch.equal(occupancy(x, (4, 3), cells=cells), occupancy(x, (4, 3)))
     keep = torch.rand(3, 4, 3, generator=torch.Generator().manual_seed(9)) < 0.5
     assert torch.equal(drop_columns(x, keep, cells=cells).indices, drop_columns(x, keep).indices)
