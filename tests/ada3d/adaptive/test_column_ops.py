@@ -250,12 +250,15 @@ def test_encode_pool_rows_pools_the_encoded_rows_by_mean_and_max_and_is_differen
         encode_pool_rows(rows, weight, bias, cells[:3], 2, (5, 7))
 
 
-def test_the_fused_site_pool_kernel_equals_the_float64_reference():
+@pytest.mark.parametrize("cell_order", ["random", "sorted"])
+def test_the_fused_site_pool_kernel_equals_the_float64_reference(cell_order):
     from ada3d.models.adaptive.triton_site_pool import encode_pool
 
     device = "cuda" if torch.cuda.is_available() else "cpu"  # without a GPU through Triton's interpreter (conftest)
 
     rows, weight, bias, cells = _encoder_inputs(3000, seed=2)  # rows far more than a block, cells shared by many
+    if cell_order == "sorted":  # runs of ~40 rows of one cell, across the kernel's blocks of 128: the segmented scan
+        cells = cells.sort().values
     rows, weight, bias, cells = (t.to(device) for t in (rows, weight, bias, cells))
     pooled = encode_pool(rows, weight, bias, cells, _count(cells, 70))
     assert pooled.shape == (71, 64) and pooled.dtype == torch.float32
