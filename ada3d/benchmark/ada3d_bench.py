@@ -19,6 +19,7 @@ Per frame and model: the data preprocessor voxelises once; then
 
 from __future__ import annotations
 
+import functools
 import math
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -166,18 +167,19 @@ def kept_pixels(model: torch.nn.Module, bev: torch.Tensor | SparseTensor) -> tor
     return drop_pixels(fresh_input(bev), record.kept)
 
 
-def gt_cell_masks(model: torch.nn.Module, frame: DetectorFrame, grid_shape: tuple[int, int]) -> torch.Tensor:
-    """bool ``[B, H, W]``: the importance cells of each sample whose centre lies in one of its ground-truth boxes."""
-    return box_footprints(frame.gt_boxes, _importance_grid(model, grid_shape))[:, 0]
-
-
-def gt_class_cell_masks(
-    model: torch.nn.Module, frame: DetectorFrame, grid_shape: tuple[int, int], num_classes: int
-) -> list[torch.Tensor]:
-    """Per class (label order), bool ``[B, H, W]``: the cells of each sample inside one of its boxes of that class."""
+def gt_cell_masks(
+    model: torch.nn.Module, frame: DetectorFrame, grid_shape: tuple[int, int], num_classes: int = 0
+) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """bool ``[B, H, W]`` the importance cells of each sample whose centre lies in one of its ground-truth boxes, and
+    the same per class for labels ``0 .. num_classes - 1`` (each box's footprint is computed once)."""
     grid = _importance_grid(model, grid_shape)
-    return [box_footprints([boxes[labels == label] for boxes, labels in zip(frame.gt_boxes, frame.gt_labels)],
-                           grid)[:, 0] for label in range(num_classes)]  # fmt: skip
+
+    def footprints(chosen: list[torch.Tensor]) -> torch.Tensor:  # chosen: per sample, bool over its boxes
+        return box_footprints([boxes[keep] for boxes, keep in zip(frame.gt_boxes, chosen)], grid)[:, 0]
+
+    class_cells = [footprints([labels == label for labels in frame.gt_labels]) for label in range(num_classes)]
+    unclassed = footprints([(labels < 0) | (labels >= num_classes) for labels in frame.gt_labels])
+    return functools.reduce(torch.logical_or, class_cells, unclassed), class_cells
 
 
 def _importance_grid(model: torch.nn.Module, grid_shape: tuple[int, int]) -> BevGrid:
@@ -192,8 +194,7 @@ def _stage_counts(model, frame: DetectorFrame, bev, num_classes: int) -> list[St
         raise ValueError(f"{type(model).__name__}.encode_3d returned a SparseTensor but encode_3d / encode_2d left no "
                          "last_pruning records")
     grid_shape = tuple(records[0].occupied.shape[1:]) if records else tuple(bev.shape[2:])
-    gt_cells = gt_cell_masks(model, frame, grid_shape)
-    class_cells = gt_class_cell_masks(model, frame, grid_shape, num_classes)
+    gt_cells, class_cells = gt_cell_masks(model, frame, grid_shape, num_classes)
     if records:
         return [record_counts(record, gt_cells, class_cells) for record in records]
     return [dense_bev_counts(bev, gt_cells, class_cells)]

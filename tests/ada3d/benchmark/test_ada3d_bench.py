@@ -15,7 +15,6 @@ from ada3d.benchmark.ada3d_bench import (
     density_table,
     fresh_input,
     gt_cell_masks,
-    gt_class_cell_masks,
     kept_pixels,
     profile_parts,
     run_to_json,
@@ -83,7 +82,7 @@ def test_dropping_model_reports_its_records(frame):
     assert bev.occupied == dense.stages[0].occupied and bev.kept == round(0.25 * bev.occupied)
     # the kept quarter are the nearest columns: the GT cells dropped are exactly those of the far cars
     record = model.last_pruning[0]
-    gt = gt_cell_masks(model, frame, tuple(record.occupied.shape[1:]))
+    gt, _ = gt_cell_masks(model, frame, tuple(record.occupied.shape[1:]))
     assert bev.gt_dropped == int((gt & record.occupied & ~record.kept).sum()) > 0
     assert 0 < bev.gt_dropped_fraction < 1
     summary = run_to_json(run)["summary"]
@@ -98,11 +97,12 @@ def test_dropped_ground_truth_cells_are_counted_per_class(frame):
     run = benchmark_model(model, [frame], "drop", "real-kitti", CPU, warmup=0, repeats=1, class_names=CLASSES)
     (bev,) = run.frames[0].stages
     record = model.last_pruning[0]
-    per_class = gt_class_cell_masks(model, frame, tuple(record.occupied.shape[1:]), len(CLASSES))
+    all_cells, per_class = gt_cell_masks(model, frame, tuple(record.occupied.shape[1:]), len(CLASSES))
+    assert torch.equal(all_cells, gt_cell_masks(model, frame, tuple(record.occupied.shape[1:]))[0])
     for label, cells in enumerate(per_class):  # each class's cells are those of its own boxes
         boxes = frame.gt_boxes[0][frame.gt_labels[0] == label]
-        grid_cells = gt_cell_masks(model, dataclasses.replace(frame, gt_boxes=[boxes]), tuple(cells.shape[1:]))
-        assert torch.equal(cells, grid_cells)
+        only_class = dataclasses.replace(frame, gt_boxes=[boxes], gt_labels=[torch.full((len(boxes),), label)])
+        assert torch.equal(cells, gt_cell_masks(model, only_class, tuple(cells.shape[1:]))[0])
         occupied = cells & record.occupied
         assert bev.gt_occupied_by_class[label] == int(occupied.sum())
         assert bev.gt_dropped_by_class[label] == int((occupied & ~record.kept).sum())
