@@ -206,7 +206,7 @@ def test_cuda_eval_runs_each_block_as_one_cudnn_call(monkeypatch, sparse):
     predictor = copy.deepcopy(cpu).cuda()
     if sparse:  # more sites than cells: pooled to a channels-last grid, the adapter fused too
         x = random_sparse((4, 64, 48), batch_size=2, num_sites=6000, channels=16, seed=4)
-        inputs, grid = (x,), (32, 24)
+        grid = (32, 24)
         gpu_inputs = (SparseTensor(x.features.cuda(), x.indices.cuda(), x.spatial_shape, x.batch_size), grid)
         inputs = (x.replace_feature(x.features.double()), grid)
     else:
